@@ -1,0 +1,110 @@
+"""`fer-jax`: a thin command line over the library (parse, call, print)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from fer_jax.errors import FerJaxError
+
+
+def _print_results(results: dict) -> None:
+    rows = [
+        ("validation accuracy (WAR)", f"{results['val_accuracy']:.4f}"),
+        ("validation UAR", f"{results['val_uar']:.4f}"),
+        ("train clips / val clips", f"{results['num_train_clips']} / {results['num_val_clips']}"),
+        ("steps (epochs)", f"{results['steps']} ({results['epochs']:.1f})"),
+        ("train seconds", f"{results['train_seconds']:.1f}"),
+    ]
+    if "build_seconds" in results:
+        rows.append(("corpus build seconds", f"{results['build_seconds']:.1f}"))
+        rows.append(("total seconds", f"{results['total_seconds']:.1f}"))
+    width = max(len(k) for k, _ in rows)
+    print("\n" + "\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    print("per-class recall: " + ", ".join(
+        f"{n} {'n/a' if r is None else f'{r:.2f}'}" for n, r in results["val_per_class_recall"].items()))
+
+
+def cmd_demo(args) -> int:
+    from fer_jax.demo import run_demo
+
+    results = run_demo(args.workdir, args.data_dir, args.set)
+    _print_results(results)
+    print(f"\nwrote {args.workdir}/results.json and {args.workdir}/confusion_matrix.png")
+    return 0
+
+
+def cmd_build(args) -> int:
+    import data_builders
+
+    report = data_builders.build(args.name, args.data_dir, args.manual_dir)
+    if report["already_built"]:
+        print(f"{args.name} is already built in {report['data_dir']}")
+    else:
+        print(f"built {args.name} in {report['data_dir']}: kept {report['kept']}, skipped {report['skipped']}")
+    for reason, count in report.get("skipped_by_reason", {}).items():
+        print(f"  skipped {count} ({reason}); file names in {report['data_dir']}/build_report.json")
+    return 3 if report.get("skipped") else 0  # distinct status: built, but some files were skipped
+
+
+def cmd_train(args) -> int:
+    from fer_jax.config import load_config
+    from fer_jax.train.loop import train
+
+    config = load_config(args.config, args.set)
+    results, _ = train(config)
+    if "val_accuracy" in results:
+        _print_results(results)
+    print(json.dumps({k: results[k] for k in ("steps", "train_seconds", "best_step")}))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from fer_jax.eval.evaluate import evaluate_checkpoint, format_table
+
+    summary = evaluate_checkpoint(args.checkpoint, args.split, args.step)
+    print(format_table(summary, f"{args.checkpoint}: {summary['split']}, step {summary['step']}"))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fer-jax", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="build the demo corpus, train the 3D-CNN + ConvLSTM, evaluate")
+    demo.add_argument("--workdir", default="workdir/demo")
+    demo.add_argument("--data-dir", default=None, help="TFDS data dir (default $FER_JAX_DATA_DIR or ~/tensorflow_datasets)")
+    demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    demo.set_defaults(func=cmd_demo)
+
+    build = sub.add_parser("build", help="build a corpus into array_record files")
+    build.add_argument("name", help="corpus name, optionally with /config, e.g. demo_av/gray64_t8")
+    build.add_argument("--manual-dir", default=None, help="folder holding the corpus as its owner ships it")
+    build.add_argument("--data-dir", default=None)
+    build.set_defaults(func=cmd_build)
+
+    tr = sub.add_parser("train", help="train from an experiment config")
+    tr.add_argument("--config", required=True, help="experiments/NAME.py")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate a training workdir's best checkpoint")
+    ev.add_argument("--checkpoint", required=True, help="the training workdir (or its checkpoints/ folder)")
+    ev.add_argument("--split", default=None, help="default: the config's validation split")
+    ev.add_argument("--step", type=int, default=None, help="default: the best step by validation accuracy")
+    ev.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FerJaxError as e:
+        print(f"fer-jax {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

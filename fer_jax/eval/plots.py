@@ -1,0 +1,36 @@
+"""Pictures a person would rather look at than read."""
+
+from __future__ import annotations
+
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on training machines
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_confusion(confusion, class_names, path: str | pathlib.Path, title: str = "") -> pathlib.Path:
+    """Row-normalised confusion matrix with counts, saved as PNG."""
+    confusion = np.asarray(confusion)
+    support = confusion.sum(axis=1, keepdims=True)
+    normalised = np.divide(confusion, support, out=np.zeros(confusion.shape, float), where=support > 0)
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * n, 0.8 + 0.7 * n), dpi=110)
+    ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            colour = "white" if normalised[i, j] > 0.6 else "black"
+            ax.text(j, i, f"{confusion[i, j]}", ha="center", va="center", color=colour, fontsize=9)
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
