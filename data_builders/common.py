@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import json
+import multiprocessing
 import os
 import pathlib
 from collections import Counter
@@ -44,10 +45,16 @@ def clip_features(clip: ClipConfig, class_names) -> tfds.features.FeaturesDict:
         "clip_id": tfds.features.Text(),
     }
     if clip.need_audio:
-        audio_frames = int(round(clip.audio_seconds * 100))
-        features["log_mel"] = tfds.features.Tensor(shape=(audio_frames, clip.n_mels), dtype=np.float32)
+        features["log_mel"] = tfds.features.Tensor(shape=(clip.log_mel_frames, clip.n_mels), dtype=np.float32)
         features["audio_frames"] = tfds.features.Scalar(dtype=np.int32)
     return tfds.features.FeaturesDict(features)
+
+
+def _init_worker():
+    # One core per worker: OpenCV's own thread pool would fight the other workers.
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 def _process(item: ClipItem, clip: ClipConfig):
@@ -97,7 +104,9 @@ def generate_clip_examples(
 ) -> Iterator[tuple[str, dict]]:
     """Preprocess `items` in a process pool; yield (key, example); record skipped files in `report`."""
     num_workers = num_workers or os.cpu_count() or 1
-    with concurrent.futures.ProcessPoolExecutor(num_workers) as pool:
+    # spawn, not fork: the parent may have started JAX's threads, and forking those can deadlock.
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=context, initializer=_init_worker) as pool:
         results = pool.map(_process, items, [clip] * len(items), chunksize=4)
         for item, example, error in tqdm.tqdm(results, total=len(items), desc=f"preprocess {split}", unit="clip"):
             if error is not None:

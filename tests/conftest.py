@@ -1,10 +1,14 @@
 """Test-wide setup: four CPU devices, so sharded code is exercised without a GPU."""
 
 import os
+import tempfile
 
 # Must be set before jax is imported anywhere.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("KERAS_BACKEND", "jax")
+# Each train() call jits fresh closures; a persistent cache lets identical programs compile once.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "fer_jax_test_jit_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import pytest  # noqa: E402
 
