@@ -60,22 +60,25 @@ def process_clip(path, config: ClipConfig = ClipConfig()) -> dict:
         frames               (num_frames, size, size, C) uint8 aligned faces, C = 1 or 3
         landmarks            (num_frames, 68, 2) float32 in crop pixel coordinates
         num_source_frames    int, frames decoded from the file
-        face_found_fraction  float, share of decoded frames where dlib found/tracked a face
+        face_found_fraction  float, share of the sampled frames where dlib found/tracked a face
         log_mel              (round(audio_seconds * 100), n_mels) float32   (if need_audio)
         audio_frames         int, log-mel rows that are real audio, not padding (if need_audio)
 
-    Missing faces: a frame where no face was found is aligned with the landmarks of the nearest
-    frame that has one (earlier one on ties). The pixels still come from the frame itself, so the
-    sampled frames stay evenly spaced in time; only the crop window is borrowed. The landmarks
-    returned for such a frame are the borrowed ones, mapped into its crop.
+    Only the sampled frames are tracked: the detector runs on the first of them (and again when
+    dlib's correlation tracker loses the face), the shape predictor on each. Tracking every source
+    frame would cost about three times as much and change nothing that is stored.
 
-    Memory stays bounded by num_frames decoded frames: the file is decoded twice, first to track
-    the face through every frame (the frame count is only known at the end), then to keep only the
-    sampled frames. Decoding is cheap next to face detection. Audio is read first because it is
-    cheap too, so a file without audio fails before the slow tracking.
+    Missing faces: a sampled frame where no face was found is aligned with the landmarks of the
+    nearest sampled frame that has one (earlier one on ties). The pixels still come from the frame
+    itself, so the sampled frames stay evenly spaced in time; only the crop window is borrowed.
+    The landmarks returned for such a frame are the borrowed ones, mapped into its crop.
 
-    Raises InputError: reason "no_face" when no frame has a face, "no_audio" when need_audio and
-    there is no audio, and the decoding reasons of `fer_jax.preprocess.video`.
+    Memory stays bounded by num_frames decoded frames: the file is decoded twice, first to count
+    its frames, then to keep only the sampled ones. Decoding is cheap next to face detection. Audio
+    is read first because it is cheap too, so a file without audio fails before the slow tracking.
+
+    Raises InputError: reason "no_face" when no sampled frame has a face, "no_audio" when
+    need_audio and there is no audio, and the decoding reasons of `fer_jax.preprocess.video`.
     """
     if config.need_audio:
         wave = video.read_audio(path, config.sample_rate)
@@ -83,39 +86,42 @@ def process_clip(path, config: ClipConfig = ClipConfig()) -> dict:
             audio.log_mel(wave, config.sample_rate, config.n_mels, hop_ms=HOP_MS), config.log_mel_frames
         )
 
-    track = face.track_face((frame for frame, _ in video.iter_video_frames(path)), upsample=config.upsample)
-    num_source = int(track.found.size)
+    with contextlib.closing(video.iter_video_frames(path)) as frames:
+        num_source = sum(1 for _ in frames)
+    indices = temporal.sample_indices(num_source, config.num_frames)
+    unique = sorted(set(indices.tolist()))
+    kept = {}
+    with contextlib.closing(video.iter_video_frames(path)) as frames:
+        for frame_index, (frame, _) in enumerate(frames):
+            if frame_index in kept or frame_index not in unique:
+                continue
+            kept[frame_index] = frame
+            if len(kept) == len(unique):
+                break
+    if len(kept) != len(unique):  # the second decode must see the same frames as the first
+        message = f"second decoding pass ended early ({len(kept)} of {len(unique)} sampled frames found)"
+        raise InputError(path, "truncated", message)
+
+    track = face.track_face((kept[i] for i in unique), upsample=config.upsample)
     if not track.found.any():
         raise InputError(
             path,
             "no_face",
-            f"dlib found no face in any of the {num_source} frames (upsample={config.upsample}); "
+            f"dlib found no face in the {len(unique)} sampled frames of {num_source} (upsample={config.upsample}); "
             "faces smaller than ~40 px need a larger upsample",
         )
-    indices = temporal.sample_indices(num_source, config.num_frames)
-    landmark_source = nearest_found(track.found)[indices]
-
-    needed = set(indices.tolist())
-    kept = {}
-    with contextlib.closing(video.iter_video_frames(path)) as frames:
-        for frame_index, (frame, _) in enumerate(frames):
-            if frame_index in needed:
-                kept[frame_index] = frame
-                if len(kept) == len(needed):
-                    break
-    if len(kept) != len(needed):  # the second decode must see the same frames as the first
-        message = f"second decoding pass ended early ({len(kept)} of {len(needed)} sampled frames found)"
-        raise InputError(path, "truncated", message)
+    row_of = {frame_index: row for row, frame_index in enumerate(unique)}
+    landmark_row = nearest_found(track.found)
     aligned = [
-        align.align_face(kept[index], track.landmarks[source], config.size, config.grayscale)
-        for index, source in zip(indices.tolist(), landmark_source.tolist())
+        align.align_face(kept[index], track.landmarks[landmark_row[row_of[index]]], config.size, config.grayscale)
+        for index in indices.tolist()
     ]
 
     example = {
         "frames": np.stack([crop for crop, _ in aligned]),
         "landmarks": np.stack([points for _, points in aligned]).astype(np.float32),
         "num_source_frames": num_source,
-        "face_found_fraction": float(track.found.mean()),
+        "face_found_fraction": float(track.found.mean()),  # of the sampled frames
     }
     if config.need_audio:
         example["log_mel"] = log_mel
