@@ -20,10 +20,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from fer_jax.config import DataConfig
 from fer_jax.errors import ConfigError
 
-# Record features the models read, and what each becomes in a batch.
-BATCH_KEYS = ("frames", "label")
-
-
 def open_source(config: DataConfig, split: str):
     """A random-access view of one split's array_record files (no TensorFlow involved)."""
     try:
@@ -35,24 +31,37 @@ def open_source(config: DataConfig, split: str):
         ) from e
 
 
-def check_source_matches(config: DataConfig, source, split: str) -> None:
-    """Catch a config whose frame shape or class count disagrees with the records before compiling."""
+def check_source_matches(config: DataConfig, source, split: str, keys=("frames", "label")) -> None:
+    """Catch a config that disagrees with the records (missing features, frame shape, class count)
+    before anything is compiled."""
     features = source.dataset_info.features
+    missing = [k for k in keys if k not in features]
+    if missing:
+        raise ConfigError(
+            f"{config.dataset}[{split}]: the model reads {missing}, which these records do not have "
+            f"(they have {sorted(features.keys())}); pick a builder config that stores them"
+        )
     expected = (config.frames, config.size, config.size, config.channels)
-    if tuple(features["frames"].shape) != expected:
+    if "frames" in keys and tuple(features["frames"].shape) != expected:
         raise ConfigError(
             f"{config.dataset}[{split}]: records hold frames of shape {tuple(features['frames'].shape)}, "
             f"the config expects {expected} (data.frames, data.size, data.channels)"
         )
-    if features["label"].num_classes != config.num_classes:
+    if "label" in keys and features["label"].num_classes != config.num_classes:
         raise ConfigError(
             f"{config.dataset}[{split}]: records have {features['label'].num_classes} classes, "
             f"the config says data.num_classes={config.num_classes}"
         )
 
 
-def _select(example: dict) -> dict:
-    return {"frames": np.asarray(example["frames"], np.uint8), "label": np.asarray(example["label"], np.int32)}
+class _Select(grain.transforms.Map):
+    """Keep the features a model and its task read; labels as int32, everything else as stored."""
+
+    def __init__(self, keys):
+        self.keys = tuple(keys)
+
+    def map(self, example: dict) -> dict:
+        return {k: np.asarray(example[k], np.int32) if k == "label" else np.asarray(example[k]) for k in self.keys}
 
 
 def local_batch_size(global_batch_size: int) -> int:
@@ -61,11 +70,11 @@ def local_batch_size(global_batch_size: int) -> int:
     return global_batch_size // jax.process_count()
 
 
-def train_iterator(source, config: DataConfig, num_epochs: int) -> grain.DatasetIterator:
+def train_iterator(source, config: DataConfig, num_epochs: int, keys) -> grain.DatasetIterator:
     """A checkpointable iterator of this process's local batches: a fresh shuffle every epoch."""
     ds = grain.MapDataset.source(source)
     ds = ds[jax.process_index() :: jax.process_count()]
-    ds = ds.shuffle(seed=config.shuffle_seed).repeat(num_epochs).map(_select)
+    ds = ds.shuffle(seed=config.shuffle_seed).repeat(num_epochs).map(_Select(keys))
     ds = ds.batch(local_batch_size(config.global_batch_size), drop_remainder=True)
     iter_ds = ds.to_iter_dataset()
     if config.worker_count > 0:
@@ -79,10 +88,11 @@ class EvalBatch:
     mask: np.ndarray  # (B,) True for real examples
 
 
-def eval_batches(source, config: DataConfig) -> Iterator[EvalBatch]:
+def eval_batches(source, config: DataConfig, keys) -> Iterator[EvalBatch]:
     """Every example of this process's share once, in order, padded to fixed-size batches so the
     eval step compiles once; padding is masked out of the metrics."""
-    ds = grain.MapDataset.source(source)[jax.process_index() :: jax.process_count()].map(_select)
+    select = _Select(keys)
+    ds = grain.MapDataset.source(source)[jax.process_index() :: jax.process_count()].map(select)
     size = local_batch_size(config.eval_batch_size)
     # Every process must run the same number of eval steps (collectives), so pad to the largest share.
     largest_share = -(-len(source) // jax.process_count())
@@ -90,9 +100,9 @@ def eval_batches(source, config: DataConfig) -> Iterator[EvalBatch]:
         items = [ds[i] for i in range(start, min(start + size, len(ds)))]
         mask = np.zeros(size, bool)
         mask[: len(items)] = True
-        filler = items[0] if items else _select(source[0])
+        filler = items[0] if items else select.map(source[0])
         items += [filler] * (size - len(items))
-        yield EvalBatch({k: np.stack([it[k] for it in items]) for k in BATCH_KEYS}, mask)
+        yield EvalBatch({k: np.stack([it[k] for it in items]) for k in select.keys}, mask)
 
 
 def make_mesh(devices=None) -> Mesh:

@@ -10,28 +10,32 @@ import numpy as np
 from fer_jax.config import ExperimentConfig, read_saved_config
 from fer_jax.data import pipeline
 from fer_jax.errors import CheckpointError
-from fer_jax.eval.metrics import classification_summary
 from fer_jax.eval.plots import plot_confusion
 
 
-def evaluate_split(evaluate_fn, state, source, config: ExperimentConfig, mesh) -> dict:
-    """Run the jitted `evaluate_fn(state, batch) -> predictions` over every example of `source`."""
-    labels, predictions = [], []
-    for item in pipeline.eval_batches(source, config.data):
-        batch = pipeline.to_global({**item.batch, "mask": item.mask}, mesh)
-        predicted = pipeline.to_host(evaluate_fn(state, batch))
-        mask = pipeline.to_host(batch["mask"])
-        labels.append(pipeline.to_host(batch["label"])[mask])
-        predictions.append(predicted[mask])
-    return classification_summary(
-        np.concatenate(labels), np.concatenate(predictions), config.data.num_classes, class_names_of(config, source)
+def evaluate_split(steps, state, source, config: ExperimentConfig, mesh) -> dict:
+    """Run the jitted `steps.evaluate` over every example of `source` once and score the task."""
+    keys = steps.input_keys + steps.task.target_keys
+    targets = {k: [] for k in steps.task.target_keys}
+    predictions = []
+    for item in pipeline.eval_batches(source, config.data, keys):
+        batch = pipeline.to_global({**item.batch, "example_mask": item.mask}, mesh)
+        predicted = pipeline.to_host(steps.evaluate(state, batch))
+        real = pipeline.to_host(batch["example_mask"])
+        for k in targets:
+            targets[k].append(pipeline.to_host(batch[k])[real])
+        predictions.append(predicted[real])
+    targets = {k: np.concatenate(v) for k, v in targets.items()}
+    return steps.task.summarize(
+        np.concatenate(predictions), targets, config.data.num_classes, class_names_of(config, source)
     )
 
 
 def class_names_of(config: ExperimentConfig, source) -> list[str]:
     if config.data.class_names:
         return list(config.data.class_names)
-    return list(source.dataset_info.features["label"].names)
+    features = source.dataset_info.features
+    return list(features["label"].names) if "label" in features else []
 
 
 def format_table(summary: dict, title: str) -> str:
@@ -65,8 +69,8 @@ def evaluate_checkpoint(directory: str | pathlib.Path, split: str | None = None,
     steps = build_state(config, mesh)
     state, meta = checkpoint.restore(manager, step, checkpoint.abstract_like(steps.state))
     source = pipeline.open_source(config.data, split)
-    pipeline.check_source_matches(config.data, source, split)
-    summary = evaluate_split(steps.evaluate, state, source, config, mesh)
+    pipeline.check_source_matches(config.data, source, split, steps.input_keys + steps.task.target_keys)
+    summary = evaluate_split(steps, state, source, config, mesh)
     summary.update(split=split, step=int(step))
     out = workdir / f"eval_{split}_step{step}.json"
     out.write_text(json.dumps(summary, indent=2))

@@ -1,7 +1,7 @@
 """Orbax checkpoints: model + optimizer state, the data iterator's position, and step metadata.
 
 One `CheckpointManager` keeps the latest checkpoint (to resume from) and the best one by
-validation accuracy (to evaluate and deploy); a checkpoint may be both. Orbax writes into a
+validation score (accuracy for classifiers, CCC for regressors: to evaluate and deploy); a checkpoint may be both. Orbax writes into a
 temporary folder and renames it when complete, so a half-written checkpoint is never restored.
 """
 
@@ -16,7 +16,7 @@ from orbax.checkpoint.checkpoint_managers import preservation_policy as policies
 
 from fer_jax.errors import CheckpointError
 
-BEST_METRIC = "val_accuracy"
+BEST_METRIC = "val_score"
 
 
 def checkpoint_manager(directory: str | pathlib.Path, *, read_only: bool = False) -> ocp.CheckpointManager:
@@ -55,7 +55,7 @@ def restore(manager: ocp.CheckpointManager, step: int | None, abstract_state, da
 
 
 def best_step(manager: ocp.CheckpointManager) -> int | None:
-    """The kept step with the highest validation accuracy (read from each step's metadata: the
+    """The kept step with the highest validation score (read from each step's metadata: the
     manager's own `best_step` only knows about a `best_fn` option, not preservation policies)."""
     scored = []
     for step in manager.all_steps():

@@ -61,8 +61,6 @@ def train(config: ExperimentConfig, *, stop_after_steps: int | None = None, devi
     # --- Input: this process's share of the records, shuffled afresh each epoch.
     train_source = pipeline.open_source(config.data, config.data.train_split)
     val_source = pipeline.open_source(config.data, config.data.val_split)
-    for split, source in ((config.data.train_split, train_source), (config.data.val_split, val_source)):
-        pipeline.check_source_matches(config.data, source, split)
     steps_per_epoch = len(train_source) // config.data.global_batch_size
     if steps_per_epoch == 0:
         raise FerJaxError(
@@ -70,11 +68,14 @@ def train(config: ExperimentConfig, *, stop_after_steps: int | None = None, devi
             f"{config.data.global_batch_size}; lower data.global_batch_size"
         )
     total_steps = config.train.max_steps or config.train.num_epochs * steps_per_epoch
-    data_iterator = pipeline.train_iterator(train_source, config.data, math.ceil(total_steps / steps_per_epoch))
 
-    # --- Model, optimizer and their jitted steps.
+    # --- Model, optimizer and their jitted steps; the model says which record features it reads.
     steps = build_state(config, mesh)
     state = steps.state
+    keys = steps.input_keys + steps.task.target_keys
+    for split, source in ((config.data.train_split, train_source), (config.data.val_split, val_source)):
+        pipeline.check_source_matches(config.data, source, split, keys)
+    data_iterator = pipeline.train_iterator(train_source, config.data, math.ceil(total_steps / steps_per_epoch), keys)
 
     # --- Checkpoints: resume from the latest complete one.
     manager = checkpoint.checkpoint_manager(workdir / "checkpoints")
@@ -89,9 +90,12 @@ def train(config: ExperimentConfig, *, stop_after_steps: int | None = None, devi
     last_val: dict | None = None
     train_seconds = 0.0
 
+    score_name = steps.task.score_name
+
     def save(step, val=None):
-        meta = {"step": step, "epoch": step / steps_per_epoch, checkpoint.BEST_METRIC: val and val["accuracy"]}
-        metrics = {checkpoint.BEST_METRIC: val["accuracy"]} if val else None
+        score = val[score_name] if val else None
+        meta = {"step": step, "epoch": step / steps_per_epoch, checkpoint.BEST_METRIC: score, "score_name": score_name}
+        metrics = {checkpoint.BEST_METRIC: score} if val else None
         checkpoint.save(manager, step, state, data_iterator, meta, metrics)
 
     # --- Loop.
@@ -107,14 +111,14 @@ def train(config: ExperimentConfig, *, stop_after_steps: int | None = None, devi
             if not np.isfinite(metrics["loss"]):
                 raise NonFiniteLossError(f"step {done}: loss is {metrics['loss']}; the last good checkpoint is kept")
             writer.write(done, "train", metrics)
-            progress.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.2f}")
+            progress.set_postfix(loss=f"{metrics['loss']:.3f}", **{score_name: f"{metrics[score_name]:.2f}"})
         progress.update(1)
         epoch_end = done % steps_per_epoch == 0 and (done // steps_per_epoch) % config.train.eval_every_epochs == 0
         if epoch_end or done == total_steps:
             jax.block_until_ready(state)
             train_seconds += time.perf_counter() - tic
-            last_val = evaluate_split(steps.evaluate, state, val_source, config, mesh)
-            writer.write(done, "val", {"accuracy": last_val["accuracy"], "uar": last_val["uar"]})
+            last_val = evaluate_split(steps, state, val_source, config, mesh)
+            writer.write(done, "val", last_val)
             save(done, last_val)
             tic = time.perf_counter()
         elif (config.train.checkpoint_every_steps and done % config.train.checkpoint_every_steps == 0) or done == stop_at:
@@ -138,14 +142,10 @@ def train(config: ExperimentConfig, *, stop_after_steps: int | None = None, devi
         "device_count": jax.device_count(),
     }
     if last_val is not None:
-        results.update(
-            val_accuracy=last_val["accuracy"],
-            val_uar=last_val["uar"],
-            val_per_class_recall=last_val["per_class_recall"],
-            val_confusion=last_val["confusion"],
-            evaluated_step=stop_at,
-        )
-        if is_chief:
+        # Scores of the final model (no selection on the validation set); best_step names the
+        # checkpoint a paper protocol that picks the best validation epoch would report.
+        results.update({f"val_{k}": v for k, v in last_val.items() if k != "num_examples"}, evaluated_step=stop_at)
+        if is_chief and "confusion" in last_val:
             plot_confusion(last_val["confusion"], class_names, workdir / "confusion_matrix.png",
                            title=f"{config.name}: validation, step {stop_at}")
     if is_chief:

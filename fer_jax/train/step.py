@@ -19,11 +19,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from fer_jax.config import AugmentConfig
 from fer_jax.train.augment import augment_batch
-
-
-def model_inputs(batch: dict) -> dict:
-    """uint8 frames (B, T, H, W, C) -> float32 in [0, 1]; the models never see uint8."""
-    return {"frames": batch["frames"].astype(jnp.float32) / 255.0}
+from fer_jax.train.tasks import Classification, Regression, input_keys_of, model_inputs, task_of
 
 
 @dataclasses.dataclass
@@ -33,10 +29,13 @@ class Steps:
     graphdef: nnx.GraphDef
     state: nnx.State
     train: Callable  # (state, batch, step) -> (state, metrics)
-    evaluate: Callable  # (state, batch) -> predicted class (B,)
+    evaluate: Callable  # (state, batch) -> predictions (class (B,) or values (B, T))
+    task: Classification | Regression
+    input_keys: tuple[str, ...]  # record features the model reads
 
 
 def make_steps(model: nnx.Module, optimizer: nnx.Optimizer, mesh: Mesh, augment: AugmentConfig, seed: int) -> Steps:
+    task, input_keys = task_of(model), input_keys_of(model)
     graphdef, state = nnx.split((model, optimizer))
     replicated = NamedSharding(mesh, PartitionSpec())
     state = jax.device_put(state, replicated)
@@ -45,32 +44,27 @@ def make_steps(model: nnx.Module, optimizer: nnx.Optimizer, mesh: Mesh, augment:
     def train_step(state, batch, step):
         model, optimizer = nnx.merge(graphdef, state)
         model.train()
-        inputs = model_inputs(batch)
-        # The augmentation key depends only on (seed, step), so a resumed run draws the same transforms.
-        inputs["frames"] = augment_batch(inputs["frames"], jax.random.fold_in(augment_key, step), augment)
+        inputs = model_inputs(batch, input_keys)
+        if "frames" in inputs:
+            # The key depends only on (seed, step), so a resumed run draws the same transforms.
+            inputs["frames"] = augment_batch(inputs["frames"], jax.random.fold_in(augment_key, step), augment)
 
         def loss_fn(model):
-            logits = model(inputs).astype(jnp.float32)
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
-            return loss, logits
+            return task.loss(model(inputs).astype(jnp.float32), batch)
 
-        (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+        (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
         optimizer.update(model, grads)
-        metrics = {
-            "loss": loss,
-            "accuracy": (logits.argmax(-1) == batch["label"]).mean(),
-            "grad_norm": optax.tree.norm(grads),
-        }
+        metrics = {"loss": loss, **metrics, "grad_norm": optax.tree.norm(grads)}
         return nnx.state((model, optimizer)), metrics
 
     def eval_step(state, batch):
         model, _ = nnx.merge(graphdef, state)
         model.eval()
-        return model(model_inputs(batch)).argmax(-1)
+        return task.predict(model(model_inputs(batch, input_keys)).astype(jnp.float32))
 
     train = jax.jit(train_step, donate_argnums=0, out_shardings=(replicated, replicated))
     evaluate = jax.jit(eval_step, out_shardings=NamedSharding(mesh, PartitionSpec("data")))
-    return Steps(graphdef, state, train, evaluate)
+    return Steps(graphdef, state, train, evaluate, task, input_keys)
 
 
 def make_optimizer(model: nnx.Module, learning_rate: float) -> nnx.Optimizer:
