@@ -15,7 +15,12 @@ class InputError(FerJaxError):
     def __init__(self, path, reason: str, message: str):
         self.path = str(path)
         self.reason = reason
+        self.message = message
         super().__init__(f"{path}: {message}")
+
+    def __reduce__(self):
+        # Rebuilt from its three fields, so it survives being sent back from a worker process.
+        return (type(self), (self.path, self.reason, self.message))
 
 
 class ConfigError(FerJaxError):

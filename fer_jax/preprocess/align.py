@@ -7,6 +7,10 @@ below the eyes and the jaw ~1.07 to each side, so this crop is tight: the jaw li
 to 0.9, the chin sits at y ~0.98, the brows at ~0.2 and an open mouth stays inside; little
 background or hair is left for a model to latch on to.
 
+`box_scale` s > 1 widens the window by s about the crop centre (same output size, so the face is
+s times smaller): the eyes move to 0.5 + (EYE_X - 0.5) / s and 0.5 + (EYE_Y - 0.5) / s, and the
+central 1/s of a box_scale-s crop shows what the tight crop shows. 1.25 adds 25% context.
+
 Pixel coordinates follow OpenCV and dlib: the centre of pixel (i, j) is at x = j, y = i, so a
 fraction u of the crop is pixel coordinate u * size - 0.5. "Left eye" means the eye on the
 image's left (the subject's right eye, iBUG points 36-41).
@@ -31,21 +35,29 @@ def eye_centers(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return landmarks[LEFT_EYE_POINTS].mean(axis=0), landmarks[RIGHT_EYE_POINTS].mean(axis=0)
 
 
-def canonical_eye_positions(size: int) -> tuple[np.ndarray, np.ndarray]:
+def canonical_eye_positions(size: int, box_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(left_xy, right_xy) (2,) float64: where the eye centres land in a size x size crop."""
-    left = np.array([EYE_X[0] * size - 0.5, EYE_Y * size - 0.5])
-    right = np.array([EYE_X[1] * size - 0.5, EYE_Y * size - 0.5])
+    if box_scale <= 0:
+        raise ValueError(f"box_scale must be positive, got {box_scale}")
+
+    def place(fraction):  # a fraction of the tight crop -> pixel coordinate of the widened one
+        # Written so that box_scale = 1 gives fraction * size - 0.5 bit for bit (unchanged crops).
+        return fraction * size / box_scale + 0.5 * size * (1.0 - 1.0 / box_scale) - 0.5
+
+    left = np.array([place(EYE_X[0]), place(EYE_Y)])
+    right = np.array([place(EYE_X[1]), place(EYE_Y)])
     return left, right
 
 
-def similarity_from_eyes(left_eye, right_eye, size: int) -> np.ndarray:
+def similarity_from_eyes(left_eye, right_eye, size: int, box_scale: float = 1.0) -> np.ndarray:
     """(2, 3) float64 matrix M with crop_xy = M @ [x, y, 1] for frame coordinates (x, y).
 
     Rotation, uniform scale and translation chosen so that both eye centres land exactly on
-    `canonical_eye_positions(size)`. Written with complex numbers: a similarity is z -> a z + b.
+    `canonical_eye_positions(size, box_scale)`. Written with complex numbers: a similarity is
+    z -> a z + b.
     """
     src_l, src_r = (complex(*np.asarray(p, np.float64)) for p in (left_eye, right_eye))
-    dst_l, dst_r = (complex(*p) for p in canonical_eye_positions(size))
+    dst_l, dst_r = (complex(*p) for p in canonical_eye_positions(size, box_scale))
     if abs(src_r - src_l) < 1e-6:
         raise ValueError(f"eye centres coincide ({left_eye}, {right_eye}); landmarks are degenerate")
     a = (dst_r - dst_l) / (src_r - src_l)
@@ -80,9 +92,9 @@ def _prefilter(image: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def align_face(
-    frame: np.ndarray, landmarks: np.ndarray, size: int = 64, grayscale: bool = True
+    frame: np.ndarray, landmarks: np.ndarray, size: int = 64, grayscale: bool = True, box_scale: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Crop a face so that its eye centres land on `canonical_eye_positions(size)`.
+    """Crop a face so that its eye centres land on `canonical_eye_positions(size, box_scale)`.
 
     frame: (H, W, 3) uint8 RGB or (H, W[, 1]) uint8 gray; landmarks: (68, 2) (x, y) in frame pixels.
     Returns (crop (size, size, 1) uint8 if grayscale else (size, size, 3), landmarks (68, 2) float32
@@ -97,7 +109,7 @@ def align_face(
         frame = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     elif not grayscale and frame.ndim == 2:
         frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-    matrix = similarity_from_eyes(*eye_centers(landmarks), size)
+    matrix = similarity_from_eyes(*eye_centers(landmarks), size, box_scale)
     source, warp = _prefilter(frame, matrix)
     crop = cv2.warpAffine(source, warp, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if crop.ndim == 2:
