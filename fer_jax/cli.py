@@ -60,6 +60,15 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_cv(args) -> int:
+    from fer_jax.config import load_config
+    from fer_jax.train.cv import format_cv_table, run_cross_validation
+
+    summary = run_cross_validation(load_config(args.config, args.set))
+    print(format_cv_table(summary))
+    return 0
+
+
 def cmd_eval(args) -> int:
     from fer_jax.eval.evaluate import evaluate_checkpoint, format_table
 
@@ -88,6 +97,11 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", required=True, help="experiments/NAME.py")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     tr.set_defaults(func=cmd_train)
+
+    cv = sub.add_parser("cv", help="run every fold of a config's cross-validation protocol")
+    cv.add_argument("--config", required=True, help="experiments/NAME.py")
+    cv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    cv.set_defaults(func=cmd_cv)
 
     ev = sub.add_parser("eval", help="evaluate a training workdir's best checkpoint")
     ev.add_argument("--checkpoint", required=True, help="the training workdir (or its checkpoints/ folder)")

@@ -35,6 +35,8 @@ class DataConfig:
     eval_batch_size: int = 64
     shuffle_seed: int = 0
     worker_count: int = 0  # grain worker processes; 0 reads in the main process
+    # Cross-validation runs for `fer-jax cv`: (name, train split, validation split) triples.
+    cv_runs: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclasses.dataclass
@@ -72,6 +74,11 @@ class ExperimentConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+
+def leave_one_fold_out(folds: typing.Sequence[str]) -> tuple[tuple[str, str, str], ...]:
+    """CV runs that hold out each fold in turn and train on the rest (split names joined by '+')."""
+    return tuple((fold, "+".join(f for f in folds if f != fold), fold) for fold in folds)
 
 
 def load_config(path: str | pathlib.Path, overrides: typing.Sequence[str] = ()) -> ExperimentConfig:
