@@ -109,3 +109,18 @@ def test_adam_steps_reduce_loss_on_a_fixed_batch():
     after = float(eval_loss(model))
     # ln(7) ~ 1.95 at start; fitting 4 fixed clips must cut that clearly (about 0.7 after 15 steps).
     assert np.isfinite(after) and after < 0.6 * before, (before, after)
+
+
+def test_standardized_clips_ignore_brightness_and_contrast():
+    """With standardize_clips, an affine change of a clip's pixels leaves the logits unchanged."""
+    @nnx.jit
+    def create():
+        return Cnn3dConvLstm(3, frames=4, size=16, conv_features=(4, 4, 4), standardize_clips=True,
+                             rngs=nnx.Rngs(jax.random.key(0, impl="rbg")))
+
+    model = create()
+    model.eval()
+    clip = np.random.default_rng(0).uniform(0.2, 0.6, size=(2, 4, 16, 16, 1)).astype(np.float32)
+    a = model({"frames": jnp.asarray(clip)})
+    b = model({"frames": jnp.asarray(0.5 * clip + 0.3)})
+    np.testing.assert_allclose(a, b, atol=1e-4)  # float32 rounding of the standardisation
