@@ -97,8 +97,8 @@ class Cnn3dConvLstm(nnx.Module):
             h * w * convlstm_filters, num_classes, kernel_init=glorot, dtype=dtype, rngs=rngs
         )
 
-    def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
-        """inputs["frames"]: (B, T, H, W, C) float in [0, 1] -> logits (B, num_classes) float32."""
+    def features(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
+        """inputs["frames"]: (B, T, H, W, C) in [0, 1] -> the ConvLSTM's last hidden state (B, H', W', F)."""
         x = inputs["frames"]
         if x.shape[1:] != self.in_shape:
             raise ConfigError(
@@ -111,7 +111,10 @@ class Cnn3dConvLstm(nnx.Module):
         x = x.astype(self.dtype)
         for conv, window in zip(self.convs, self.pool_windows):
             x = nnx.max_pool(nnx.relu(conv(x)), window, strides=window, padding="VALID")
-        x = self.convlstm(x)  # (B, T', H', W', C') -> (B, H', W', F): the last hidden state
-        x = self.dropout(x.reshape(x.shape[0], -1))
+        return self.convlstm(x)  # (B, T', H', W', C') -> (B, H', W', F): the last hidden state
+
+    def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
+        """inputs["frames"]: (B, T, H, W, C) float in [0, 1] -> logits (B, num_classes) float32."""
+        x = self.dropout(self.features(inputs).reshape(len(inputs["frames"]), -1))
         # Logits leave in float32 so softmax/cross-entropy are not computed in bfloat16.
         return self.head(x).astype(jnp.float32)
