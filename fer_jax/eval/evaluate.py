@@ -15,7 +15,7 @@ from fer_jax.eval.plots import plot_confusion
 
 def evaluate_split(steps, state, source, config: ExperimentConfig, mesh) -> dict:
     """Run the jitted `steps.evaluate` over every example of `source` once and score the task."""
-    keys = steps.input_keys + steps.task.target_keys
+    keys = steps.batch_keys(source.dataset_info.features)
     targets = {k: [] for k in steps.task.target_keys}
     predictions = []
     for item in pipeline.eval_batches(source, config.data, keys):
@@ -69,7 +69,7 @@ def evaluate_checkpoint(directory: str | pathlib.Path, split: str | None = None,
     steps = build_state(config, mesh)
     state, meta = checkpoint.restore(manager, step, checkpoint.abstract_like(steps.state))
     source = pipeline.open_source(config.data, split)
-    pipeline.check_source_matches(config.data, source, split, steps.input_keys + steps.task.target_keys)
+    pipeline.check_source_matches(config.data, source, split, steps.batch_keys(source.dataset_info.features))
     summary = evaluate_split(steps, state, source, config, mesh)
     summary.update(split=split, step=int(step))
     out = workdir / f"eval_{split}_step{step}.json"

@@ -72,7 +72,7 @@ def train(config: ExperimentConfig, *, stop_after_steps: int | None = None, devi
     # --- Model, optimizer and their jitted steps; the model says which record features it reads.
     steps = build_state(config, mesh)
     state = steps.state
-    keys = steps.input_keys + steps.task.target_keys
+    keys = steps.batch_keys(train_source.dataset_info.features)
     for split, source in ((config.data.train_split, train_source), (config.data.val_split, val_source)):
         pipeline.check_source_matches(config.data, source, split, keys)
     data_iterator = pipeline.train_iterator(train_source, config.data, math.ceil(total_steps / steps_per_epoch), keys)

@@ -69,6 +69,11 @@ def input_keys_of(model) -> tuple[str, ...]:
     return tuple(getattr(model, "input_keys", ("frames",)))
 
 
+def optional_input_keys_of(model) -> tuple[str, ...]:
+    """Features a model uses when the records have them (e.g. "frame_mask")."""
+    return tuple(getattr(model, "optional_input_keys", ()))
+
+
 def model_inputs(batch: dict, keys) -> dict:
     """Record arrays -> model inputs: uint8 images become float32 in [0, 1]; masks stay bool."""
     inputs = {}
