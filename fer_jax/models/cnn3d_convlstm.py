@@ -15,6 +15,10 @@ from flax import nnx
 
 from fer_jax.errors import ConfigError
 from fer_jax.models.convlstm import ConvLSTM2D
+from fer_jax.models.layers import conv3d_same_by_taps, max_pool_valid
+
+# Up to this many input channels a 3D convolution runs as a sum over its taps (see layers.py).
+SMALL_INPUT_CHANNELS = 4
 from fer_jax.models.registry import register
 
 
@@ -110,8 +114,14 @@ class Cnn3dConvLstm(nnx.Module):
             x = (x - mean) * jax.lax.rsqrt(x.var(axis=(1, 2, 3, 4), keepdims=True) + 1e-6)
         x = x.astype(self.dtype)
         for conv, window in zip(self.convs, self.pool_windows):
-            x = nnx.max_pool(nnx.relu(conv(x)), window, strides=window, padding="VALID")
+            x = max_pool_valid(nnx.relu(self._conv(conv, x)), window)
         return self.convlstm(x)  # (B, T', H', W', C') -> (B, H', W', F): the last hidden state
+
+    def _conv(self, conv: nnx.Conv, x: jax.Array) -> jax.Array:
+        if conv.in_features > SMALL_INPUT_CHANNELS:
+            return conv(x)
+        kernel, bias = conv.kernel.value.astype(self.dtype), conv.bias.value.astype(self.dtype)
+        return conv3d_same_by_taps(x, kernel) + bias
 
     def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
         """inputs["frames"]: (B, T, H, W, C) float in [0, 1] -> logits (B, num_classes) float32."""
