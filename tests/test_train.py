@@ -73,5 +73,6 @@ def test_training_learns_and_writes_results(tiny_dataset, tmp_path):
     assert saved["num_train_clips"] == 96 and saved["num_val_clips"] == 30
     lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert {l["split"] for l in lines} == {"train", "val"}
+    assert all("loss" in l and "grad_norm" in l for l in lines if l["split"] == "train")
     assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

@@ -120,7 +120,7 @@ class Cnn3dConvLstm(nnx.Module):
     def _conv(self, conv: nnx.Conv, x: jax.Array) -> jax.Array:
         if conv.in_features > SMALL_INPUT_CHANNELS:
             return conv(x)
-        kernel, bias = conv.kernel.value.astype(self.dtype), conv.bias.value.astype(self.dtype)
+        kernel, bias = conv.kernel[...].astype(self.dtype), conv.bias[...].astype(self.dtype)
         return conv3d_same_by_taps(x, kernel) + bias
 
     def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:

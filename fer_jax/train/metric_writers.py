@@ -6,7 +6,15 @@ import json
 import math
 import pathlib
 
+import numpy as np
 import tensorboardX
+
+
+def _is_finite_number(v) -> bool:
+    """Python and NumPy numbers and 0-d arrays (what jax.device_get returns); not bools or lists."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.number, np.ndarray)):
+        return False
+    return np.ndim(v) == 0 and np.issubdtype(np.asarray(v).dtype, np.number) and math.isfinite(float(v))
 
 
 class MetricWriter:
@@ -22,7 +30,7 @@ class MetricWriter:
     def write(self, step: int, split: str, metrics: dict) -> None:
         if not self.enabled:
             return
-        scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+        scalars = {k: float(v) for k, v in metrics.items() if _is_finite_number(v)}
         self._jsonl.write(json.dumps({"step": step, "split": split, **scalars}) + "\n")
         self._jsonl.flush()
         for name, value in scalars.items():
