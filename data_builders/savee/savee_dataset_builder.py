@@ -1,0 +1,181 @@
+"""SAVEE: the Surrey Audio-Visual Expressed Emotion database (Haq & Jackson 2009).
+
+Four male speakers (DC, JE, JK, KL) read 15 TIMIT sentences in each of 6 emotions and 30 in
+neutral: 120 audio-visual clips each, 480 in all. The label is the start of the file name:
+
+    AudioVisualClip/<speaker>/<code><nn>.avi    code a anger, d disgust, f fear, h happiness,
+                                                n neutral, sa sadness, su surprise; nn 01-15 (n: 01-30)
+
+The AVI clips carry their sound, which is what the records' audio features are made from;
+`AudioData/<speaker>/*.wav` (the same speech at 44.1 kHz) may sit beside them and is not read.
+
+Splits (both published here, so every user gets the same ones):
+  fold0 .. fold3  speaker-independent folds, one speaker each (SPEAKERS order: DC, JE, JK, KL);
+                  train on three ("fold1+fold2+fold3"), test on the fourth.
+  train / test    the papers' speaker-dependent protocol, a random 80:20 split (they repeat it 5
+                  times; this is one repetition, seed 0): within each speaker and emotion, a seeded
+                  shuffle of SAVEE's clip list puts 20% in test (3 of 15 clips, 6 of 30 neutral),
+                  96 of the 480 in all. It is a fixed table of clip ids (`RANDOM_TEST`), whatever
+                  files are present. Each clip is in one fold and in one of train/test.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from data_builders import common
+from data_builders.afew import one_pool
+from fer_jax.errors import ConfigError, InputError
+from fer_jax.preprocess.clip import ClipConfig
+
+SPEAKERS = ("DC", "JE", "JK", "KL")
+CODES = ("a", "d", "f", "h", "n", "sa", "su")
+CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
+SENTENCES = {code: 30 if code == "n" else 15 for code in CODES}  # clips per speaker and emotion
+CLIP_FOLDER = "AudioVisualClip"
+_NAME = re.compile(r"(sa|su|a|d|f|h|n)(\d\d)\.avi")
+RANDOM_SEED = 0
+TEST_FRACTION = 0.2
+
+
+def clip_id(speaker: str, code: str, number: int) -> str:
+    return f"{speaker}/{code}{number:02d}"
+
+
+def all_clip_ids() -> list[str]:
+    """The 480 clips SAVEE has, as "<speaker>/<code><nn>"."""
+    return [clip_id(s, c, n) for s in SPEAKERS for c in CODES for n in range(1, SENTENCES[c] + 1)]
+
+
+def _random_test_ids(seed: int = RANDOM_SEED, fraction: float = TEST_FRACTION) -> frozenset[str]:
+    rng = np.random.default_rng(seed)
+    test = []
+    for speaker in SPEAKERS:
+        for code in CODES:
+            ids = [clip_id(speaker, code, n) for n in range(1, SENTENCES[code] + 1)]
+            order = rng.permutation(len(ids))
+            test += [ids[i] for i in order[: round(fraction * len(ids))]]
+    return frozenset(test)
+
+
+RANDOM_TEST = _random_test_ids()  # the 96 clips of the "test" split; the other 384 are "train"
+
+
+def parse_name(path) -> tuple[str, int, int]:
+    """(speaker, class index, sentence number) of `AudioVisualClip/<speaker>/<code><nn>.avi`, strictly.
+
+    Raises InputError (reason "bad_name") when the folder is not a SAVEE speaker, the name is not
+    an emotion code and two digits with the .avi extension, or the number is out of range.
+    """
+    path = pathlib.PurePath(path)
+    speaker = path.parent.name
+    hint = "expected AudioVisualClip/<DC|JE|JK|KL>/<a|d|f|h|n|sa|su><01-15, n: 01-30>.avi, e.g. DC/sa03.avi"
+    if speaker not in SPEAKERS:
+        raise InputError(path, "bad_name", f"folder {speaker!r} is not a SAVEE speaker; {hint}")
+    match = _NAME.fullmatch(path.name)
+    if match is None:
+        raise InputError(path, "bad_name", f"{path.name!r} is not a SAVEE clip name; {hint}")
+    code, number = match.group(1), int(match.group(2))
+    if not 1 <= number <= SENTENCES[code]:
+        raise InputError(path, "bad_name", f"sentence {number:02d} out of range: '{code}' has 01-{SENTENCES[code]:02d}")
+    return speaker, CODES.index(code), number
+
+
+class SaveeConfig(tfds.core.BuilderConfig):
+    def __init__(self, *, clip: ClipConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.clip = clip
+
+
+def find_clips(root: pathlib.Path, report: common.BuildReport) -> dict[str, list[common.ClipItem]]:
+    """{"fold0".."fold3", "train", "test": items} of the clips under `root`/AudioVisualClip.
+
+    Each clip appears twice: in its speaker's fold and in train or test (keys "fold:<id>" and
+    "random:<id>", since keys must be unique across the splits of one pool).
+    """
+    folder = root / CLIP_FOLDER
+    if not folder.is_dir():
+        raise ConfigError(f"{root}: no {CLIP_FOLDER} folder. {Builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+    folds = {f"fold{k}": [] for k in range(len(SPEAKERS))}
+    random = {"train": [], "test": []}
+    for path in sorted(p for p in folder.glob("*/*") if p.is_file() and not p.name.startswith(".")):
+        try:
+            speaker, label, number = parse_name(path)
+        except InputError as e:
+            report.add_skip("unassigned", e)
+            continue
+        name = clip_id(speaker, CODES[label], number)
+        split = "test" if name in RANDOM_TEST else "train"
+        folds[f"fold{SPEAKERS.index(speaker)}"].append(
+            common.ClipItem(key=f"fold:{name}", path=str(path), label=label, subject=speaker))
+        random[split].append(common.ClipItem(key=f"random:{name}", path=str(path), label=label, subject=speaker))
+    return {**folds, **random}
+
+
+class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """SAVEE audio-visual clips (7 emotions, 4 speakers): speaker folds and a seeded 80:20 split.
+
+    Not registered with TFDS by name: TFDS ships an audio-only `savee` builder, and two classes
+    registered as "savee" collide (which one wins depends on import order). fer-jax builds through
+    this class; tfds.data_source("savee/<config>") reads the records from their files, since the
+    config names here are not the audio-only builder's.
+    """
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release."}
+    BUILDER_CONFIGS = [
+        SaveeConfig(
+            name="gray64_t8",
+            description="64x64 gray faces, 8 frames; 4 s log-mel at 16 kHz (3D-CNN + ConvLSTM).",
+            clip=ClipConfig(num_frames=8, size=64, grayscale=True, audio_seconds=4.0),
+        ),
+        SaveeConfig(
+            name="rgb224_t16_av",
+            description="224x224 RGB faces, 16 frames; 4 s log-mel with deltas (attention fusion, MSFF).",
+            clip=ClipConfig(num_frames=16, size=224, grayscale=False, audio_seconds=4.0,
+                            audio_features=("log_mel_deltas",)),
+        ),
+    ]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "SAVEE comes from the University of Surrey (http://kahlan.eps.surrey.ac.uk/savee/; register at "
+        "http://kahlan.eps.surrey.ac.uk/savee/Register.html for the download link). From the download's "
+        "Data/Zip/ folder unzip AudioVisualClip.zip into a folder and pass that folder as --manual-dir. Layout: "
+        "<manual_dir>/AudioVisualClip/<DC|JE|JK|KL>/<a|d|f|h|n|sa|su><nn>.avi, e.g. AudioVisualClip/DC/sa03.avi "
+        "(AudioData/ from AudioData.zip may sit beside it; it is not read: the clips carry their sound)."
+    )
+
+    def __init__(self, *, file_format: str | None = None, **kwargs):
+        # array_record by default: what tfds.data_source (fer-jax's input pipeline) reads, also
+        # when built with `tfds build` and no --file_format.
+        super().__init__(file_format=file_format or "array_record", **kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=common.clip_features(self.builder_config.clip, CLASSES),
+            supervised_keys=None,
+            homepage="http://kahlan.eps.surrey.ac.uk/savee/",
+            citation=(
+                "@inproceedings{haq2009speaker, title={Speaker-dependent audio-visual emotion recognition}, "
+                "author={Haq, Sanaul and Jackson, Philip J. B.}, booktitle={Proc. Int. Conf. on Auditory-Visual "
+                "Speech Processing (AVSP)}, pages={53--58}, year={2009}}"
+            ),
+        )
+
+    def _split_generators(self, dl_manager):
+        self.report = one_pool.CorpusReport()
+        items = find_clips(pathlib.Path(dl_manager.manual_dir), self.report)
+        streams = one_pool.split_generators(items, self.builder_config.clip, self.report)
+        return {split: self._generate_examples(stream) for split, stream in streams.items()}
+
+    def _generate_examples(self, stream):
+        for key, example in stream:
+            example["clip_id"] = key.split(":", 1)[1]  # the same clip id in its fold and in train/test
+            yield key, example
+
+    def _download_and_prepare(self, dl_manager, download_config):
+        super()._download_and_prepare(dl_manager, download_config)
+        self.report.write(self.data_dir)  # also under `tfds build`, which knows nothing of the report

@@ -1,0 +1,158 @@
+"""SEND (Stanford Emotional Narratives Dataset, SENDv1): valence over time, rated every 0.5 s.
+
+193 videos of people telling positive and negative stories from their lives (about 2-2.5 min
+each), with the observers' evaluator-weighted valence estimate every 0.5 s. The target is a
+sequence: one valence per rating step. Each record is one video, sampled at the ratings' 2 Hz:
+
+    frames        (S * r, size, size, C) uint8   aligned faces, r per step (`timed_frames`)
+    frame_mask    (S * r,) bool                  real frames (the rest is padding)
+    landmarks     (S * r, 68, 2) float32         in crop pixels
+    log_mel       (S * 50, n_mels) float32       100 frames/s from the start of step 0: rows
+                                                 50k .. 50k + 49 are step k's half second
+    audio_frames  int                            log-mel rows that are real audio
+    valence       (S,) float32                   EWE / 50 - 1 in [-1, 1], 0 in padding
+    valence_mask  (S,) bool                      steps with a rating
+    step_times    (S,) float32                   each step's rating time, seconds into the video
+    subject       "ID<n>";  clip_id  "ID<n>_vid<k>"
+
+S = max_steps. Videos rated for longer are cut to S steps and listed under "truncated" in
+build_report.json (nothing is cut silently). Splits are SEND's official subject-disjoint
+partitions: the folder a video is in (train, valid -> validation, test).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from data_builders import common
+from data_builders.send import layout
+from data_builders.send.timed_frames import TimedFrames, step_frame_times
+from fer_jax.errors import ConfigError
+from fer_jax.preprocess.clip import ClipConfig
+
+
+class SendConfig(tfds.core.BuilderConfig):
+    def __init__(self, *, max_steps: int, frames_per_step: int = 1, size: int = 64, grayscale: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.max_steps = max_steps
+        self.frames_per_step = frames_per_step
+        self.clip = ClipConfig(
+            size=size,
+            grayscale=grayscale,
+            variable_length=True,
+            max_frames=max_steps * frames_per_step,
+            need_audio=True,
+            audio_seconds=max_steps * layout.STEP_S,
+            audio_features=("log_mel",),
+        )
+
+
+class SendBuildReport(common.BuildReport):
+    """The common report, plus the videos kept but cut to max_steps."""
+
+    def __init__(self):
+        super().__init__()
+        self.truncated: list[dict] = []
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "truncated": self.truncated}
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+    """SENDv1: per-step valence of self-paced emotional narratives, with faces and audio at 2 Hz."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release."}
+    BUILDER_CONFIGS = [
+        SendConfig(
+            name="gray64_2hz",
+            description="64x64 gray aligned face per 0.5 s rating step, up to 360 steps (3 min); 64-band log-mel.",
+            max_steps=360,
+        ),
+    ]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "SENDv1 is released to researchers by the Stanford Social Neuroscience Lab "
+        "(https://github.com/StanfordSocialNeuroscienceLab/SEND; contact Desmond Ong) under a research-only "
+        "license. Pass the folder holding it as --manual-dir, laid out as: train/ID<subject>_vid<k>.mp4, "
+        "valid/ID<subject>_vid<k>.mp4, test/ID<subject>_vid<k>.mp4 (the official partitions) and "
+        "ratings/{train,valid,test}/observer_EWE/results_<subject>_<k>.csv (columns time, "
+        "evaluatorWeightedEstimate; one row per 0.5 s, valence on a 0..100 scale)."
+    )
+
+    def __init__(self, *, file_format: str | None = None, **kwargs):
+        # array_record by default: what tfds.data_source (fer-jax's input pipeline) reads.
+        super().__init__(file_format=file_format or "array_record", **kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        steps = self.builder_config.max_steps
+        extra = {
+            "valence": tfds.features.Tensor(shape=(steps,), dtype=np.float32),
+            "valence_mask": tfds.features.Tensor(shape=(steps,), dtype=np.bool_),
+            "step_times": tfds.features.Tensor(shape=(steps,), dtype=np.float32),
+        }
+        return self.dataset_info_from_configs(
+            features=common.clip_features(self.builder_config.clip, None, extra_features=extra),
+            supervised_keys=None,
+            homepage="https://github.com/StanfordSocialNeuroscienceLab/SEND",
+            citation=(
+                "@article{ong2021modeling, title={Modeling emotion in complex stories: the Stanford Emotional "
+                "Narratives Dataset}, author={Ong, Desmond C. and Wu, Zhengxuan and Tan, Zhi-Xuan and Reddan, "
+                "Marianne and Kahhale, Isabella and Mattek, Alison and Zaki, Jamil}, journal={IEEE Transactions "
+                "on Affective Computing}, volume={12}, number={3}, pages={579--594}, year={2021}}"
+            ),
+        )
+
+    def _download_and_prepare(self, dl_manager, download_config=None):
+        super()._download_and_prepare(dl_manager, download_config)
+        # Into the still-incomplete folder TFDS renames when done, so `tfds build` leaves it too.
+        self.report.write(self.data_dir)
+
+    def _split_generators(self, dl_manager):
+        videos, skips = layout.scan(_manual_dir(dl_manager))
+        self.report = SendBuildReport()
+        for skip in skips:
+            self.report.add_skip(skip.pop("split"), skip)
+        items = {split: [] for split in layout.SPLIT_OF_FOLDER.values()}
+        for v in videos:
+            items[v.split].append(self._item(v))
+        return {split: self._generate_examples(split, split_items) for split, split_items in items.items()}
+
+    def _item(self, v: layout.SendVideo) -> common.ClipItem:
+        config = self.builder_config
+        steps = config.max_steps
+        n = len(v.ratings.times)
+        if n > steps:
+            self.report.truncated.append({"split": v.split, "path": v.video, "steps": n, "kept_steps": steps})
+            n = steps
+        times = v.ratings.times[:n]
+        source = TimedFrames(
+            v.video, step_frame_times(times, config.frames_per_step, layout.STEP_S),
+            audio_start_s=times[0] - layout.STEP_S,
+        )
+        extra = {
+            "valence": _padded(v.ratings.valence[:n], steps),
+            "valence_mask": np.arange(steps) < n,
+            "step_times": _padded(times.astype(np.float32), steps),
+        }
+        return common.ClipItem(key=v.key, path=source, label=None, subject=v.subject, extra=extra)
+
+    def _generate_examples(self, split, items):
+        # No more workers than videos: each one spawned costs seconds of imports before any work.
+        workers = max(1, min(len(items), multiprocessing.cpu_count()))
+        yield from common.generate_clip_examples(items, self.builder_config.clip, split, self.report, workers)
+
+
+def _padded(values: np.ndarray, total: int) -> np.ndarray:
+    out = np.zeros(total, np.float32)
+    out[: len(values)] = values
+    return out
+
+
+def _manual_dir(dl_manager) -> str:
+    try:
+        return str(dl_manager.manual_dir)
+    except AssertionError as e:  # TFDS's way of saying the folder is missing or empty
+        raise ConfigError(f"{e}\nPass the folder with --manual-dir (fer-jax) or --manual_dir (tfds).") from None

@@ -1,0 +1,360 @@
+"""SEND builder: ratings and layout parsing (good and broken), frames taken at the rating times in
+bounded memory, the dummy corpus built by both CLIs (fer-jax exiting 3 with the bad files in
+build_report.json), records whose valence, frames and log-mel line up step by step, official
+subject-disjoint splits, and two training steps of the valence model on the records."""
+
+import json
+import pathlib
+import pickle
+import subprocess
+import sys
+import tracemalloc
+from unittest import mock
+
+import av
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from data_builders import common
+from data_builders.send import layout, send_dataset_builder, timed_frames
+from fer_jax import cli
+from fer_jax.errors import ConfigError, InputError
+from fer_jax.preprocess import clip as clip_lib
+
+DUMMY = pathlib.Path(send_dataset_builder.__file__).parent / "dummy_data"
+KEPT = {"train": 3, "validation": 1, "test": 1}
+SKIPS = {  # file name -> reason, as make_dummy_data.py sets them up
+    "ID103_vid1.mp4": "zero_byte", "results_104_1.csv": "malformed_ratings", "ID202_vid1.mp4": "missing_ratings",
+    "ID302_vid1.mp4": "no_face", "results_303_1.csv": "missing_video",
+}
+STEPS = send_dataset_builder.Builder.builder_configs["gray64_2hz"].max_steps
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------
+# Ratings and layout
+
+
+def test_ratings_become_valence_in_minus_one_to_one(tmp_path):
+    path = _write(tmp_path / "r.csv", "time,evaluatorWeightedEstimate,SDofEWE\n0.5,100,1\n1,50,2\n1.5,0,3\n\n2,75.5,1\n")
+    ratings = layout.read_ratings(path)
+    np.testing.assert_allclose(ratings.times, [0.5, 1.0, 1.5, 2.0])
+    np.testing.assert_allclose(ratings.valence, [1.0, 0.0, -1.0, 0.51], atol=1e-6)  # EWE / 50 - 1
+    assert ratings.valence.dtype == np.float32
+    # Column order and stray spaces in the header do not matter.
+    ratings = layout.read_ratings(_write(tmp_path / "s.csv", " evaluatorWeightedEstimate , time\n25,0\n25,0.5\n"))
+    np.testing.assert_allclose(ratings.valence, [-0.5, -0.5])
+
+
+@pytest.mark.parametrize(
+    "text, detail",
+    [
+        ("time,rating\n0.5,3\n", "lacks"),
+        ("time,evaluatorWeightedEstimate\n0.5,abc\n", "line 2"),
+        ("time,evaluatorWeightedEstimate\n0.5,40\n1,nan\n", "line 3"),
+        ("time,evaluatorWeightedEstimate\n0.5,40\n1,140\n", "outside SEND's 0..100"),
+        ("time,evaluatorWeightedEstimate\n0.5,40\n1.5,40\n", "every 0.5 s"),
+        ("time,evaluatorWeightedEstimate\n", "no rating rows"),
+    ],
+)
+def test_malformed_ratings_are_named(tmp_path, text, detail):
+    with pytest.raises(InputError, match=detail) as info:
+        layout.read_ratings(_write(tmp_path / "r.csv", text))
+    assert info.value.reason == "malformed_ratings"
+
+
+def _corpus(root, videos, ratings):
+    """A SEND folder with empty "videos" (scan never decodes) and one-step ratings files."""
+    for folder in layout.SPLIT_OF_FOLDER:
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for rel in videos:
+        _write(root / rel, "")
+    for rel in ratings:
+        _write(root / "ratings" / rel, "time,evaluatorWeightedEstimate\n0.5,50\n")
+    return root
+
+
+def test_layout_pairs_videos_with_ratings_and_counts_every_stray_file(tmp_path):
+    root = _corpus(
+        tmp_path,
+        ["train/ID1_vid1.mp4", "train/ID1_vid2.MP4", "train/notes.txt", "train/.DS_Store", "valid/ID2_vid1.mp4",
+         "test/ID3_vid1.mp4"],
+        ["train/observer_EWE/results_1_1.csv", "train/observer_EWE/results_1_2.csv",
+         "valid/observer_EWE/results_2_1.csv", "test/observer_EWE/results_4_1.csv"],
+    )
+    videos, skips = layout.scan(str(root))
+    assert [(v.split, v.key, v.subject) for v in videos] == [
+        ("train", "ID1_vid1", "ID1"), ("train", "ID1_vid2", "ID1"), ("validation", "ID2_vid1", "ID2"),
+    ]
+    found = {(s["split"], pathlib.Path(s["path"]).name, s["reason"]) for s in skips}
+    assert found == {
+        ("train", "notes.txt", "unrecognised_file"),  # hidden files are not part of the corpus: ignored
+        ("test", "ID3_vid1.mp4", "missing_ratings"),
+        ("test", "results_4_1.csv", "missing_video"),
+    }
+
+
+def test_layout_refuses_a_subject_in_two_partitions_or_a_missing_partition(tmp_path):
+    root = _corpus(tmp_path / "a", ["train/ID1_vid1.mp4", "test/ID1_vid2.mp4"],
+                   ["train/observer_EWE/results_1_1.csv", "test/observer_EWE/results_1_2.csv"])
+    with pytest.raises(ConfigError, match="ID1"):
+        layout.scan(str(root))
+    (tmp_path / "b" / "train").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="valid, test"):
+        layout.scan(str(tmp_path / "b"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Frames at the rating times
+
+
+def test_step_frame_times_sit_inside_each_steps_half_second():
+    np.testing.assert_allclose(timed_frames.step_frame_times(np.array([0.5, 1.0])), [0.25, 0.75])
+    np.testing.assert_allclose(timed_frames.step_frame_times(np.array([0.5, 1.0]), 2), [0.125, 0.375, 0.625, 0.875])
+
+
+def _counting_video(path, seconds, fps, size=32, step=5):
+    """Frame i is flat grey step * i (lossless H.264), so a decoded frame says its index: round(mean / step)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "0", "preset": "ultrafast"}
+        for i in range(int(seconds * fps)):
+            frame = np.full((size, size, 3), step * i, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return str(path)
+
+
+def test_frames_are_those_on_screen_at_each_time(tmp_path):
+    video = _counting_video(tmp_path / "count.mp4", seconds=2, fps=25)  # frame i on screen [i / 25, (i + 1) / 25)
+    times = [-0.1, 0.0, 0.039, 0.041, 0.25, 0.25, 1.99, 2.5]
+    shown = [int(round(f.mean() / 5)) for f in timed_frames.frames_at_times(video, times)]
+    assert shown == [0, 0, 0, 1, 6, 6, 49, 49]  # before the start: the first; past the end (< 2 s over): the last
+    with pytest.raises(InputError, match="past the end") as info:
+        list(timed_frames.frames_at_times(video, [1.0, 4.1]))
+    assert info.value.reason == "ratings_exceed_video"
+
+
+def test_frames_are_decoded_in_two_forward_passes_holding_few_frames(tmp_path):
+    """process_clip reads the kept frames in order twice (tracking, aligning): with TimedFrames that
+    is two decoding passes, and memory holds a frame or two, not every kept frame."""
+    video = _counting_video(tmp_path / "big.mp4", seconds=8, fps=10, size=480, step=3)  # 80 frames of 480x480x3 = 0.7 MB
+    source = timed_frames.TimedFrames(video, timed_frames.step_frame_times(0.5 * np.arange(1, 17)))
+    frames = source.frames_at(range(source.count()))
+    tracemalloc.start()
+    for _ in range(2):
+        means = [float(frames[i].mean()) for i in frames]  # what tracking, then alignment, read
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert [round(m / 3) for m in means] == list(range(2, 80, 5))  # the frames on screen at 0.25, 0.75, ... s
+    assert frames.passes == 2
+    assert peak < 4 * 480 * 480 * 3  # all 16 kept frames would be 16 of them
+
+
+def test_audio_starts_with_the_first_step(tmp_path):
+    from test_preprocess_video import _write as write_av_clip  # astronaut over two tones, with audio
+
+    path = str(write_av_clip(tmp_path / "a.mp4"))
+    whole = timed_frames.TimedFrames(path, [0.25]).read_audio(16000)
+    later = timed_frames.TimedFrames(path, [0.25], audio_start_s=0.25).read_audio(16000)
+    earlier = timed_frames.TimedFrames(path, [0.25], audio_start_s=-0.5).read_audio(16000)
+    np.testing.assert_array_equal(later, whole[4000:])
+    np.testing.assert_array_equal(earlier, np.concatenate([np.zeros(8000, np.float32), whole]))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The dummy corpus, built
+#
+# Most builds here preprocess in this process instead of common.generate_clip_examples' pool of
+# spawned workers: each split's pool costs seconds of imports per worker, which is most of a
+# dummy build. What the pool adds, clips crossing to another process, is tested by pickling an
+# item below, and end to end by the (slow) `tfds build` test, which keeps the real pool.
+
+
+class _InProcessPool:
+    """Stands in for ProcessPoolExecutor: the same initializer, then a lazy map in this process."""
+
+    def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=()):
+        if initializer is not None:
+            initializer(*initargs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def map(self, fn, *iterables, chunksize=1):
+        return map(fn, *iterables)
+
+
+def _in_process_pool():
+    return mock.patch.object(common.concurrent.futures, "ProcessPoolExecutor", _InProcessPool)
+
+
+class SendTest(tfds.testing.DatasetBuilderTestCase):
+    """TFDS's own builder checks, on gray64_2hz cut to 16 steps (the dummy videos are shorter):
+    TFDS reads every record back through TensorFlow twice, and 360-step records are 6 MB each.
+    Built as TFRecord: TFDS's as_dataset (which this test case reads through) does not read
+    ArrayRecord; fer-jax reads ArrayRecord (the default)."""
+
+    DATASET_CLASS = send_dataset_builder.Builder
+    BUILDER_CONFIG_NAMES_TO_TEST = [
+        send_dataset_builder.SendConfig(name="gray64_2hz_16", description="gray64_2hz, 16 steps.", max_steps=16)
+    ]
+    SPLITS = KEPT
+
+    def setUp(self):
+        super().setUp()
+        pool = _in_process_pool()
+        pool.start()
+        self.patchers.append(pool)  # stopped in tearDown
+
+    def _make_builder(self, config=None):
+        return self.dataset_class(data_dir=self.tmp_dir, config=config, version=self.VERSION, file_format="tfrecord")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(data_dir, fer-jax build exit status) of the dummy SEND built with the fer-jax CLI."""
+    data_dir = tmp_path_factory.mktemp("tfds")
+    with _in_process_pool():
+        status = cli.main(["build", "send/gray64_2hz", "--manual-dir", str(DUMMY), "--data-dir", str(data_dir)])
+    return data_dir, status
+
+
+def test_videos_rated_past_max_steps_are_cut_and_reported(tmp_path):
+    builder = send_dataset_builder.Builder(data_dir=str(tmp_path))
+    builder.report = send_dataset_builder.SendBuildReport()
+    n = STEPS + 40
+    ratings = layout.Ratings(0.5 * np.arange(1, n + 1), np.linspace(-1, 1, n).astype(np.float32))
+    item = builder._item(layout.SendVideo("test", "ID9_vid1", "ID9", "test/ID9_vid1.mp4", ratings))
+    assert builder.report.to_dict()["truncated"] == [
+        {"split": "test", "path": "test/ID9_vid1.mp4", "steps": n, "kept_steps": STEPS}
+    ]
+    assert item.extra["valence_mask"].all() and item.extra["valence"].shape == (STEPS,)
+    np.testing.assert_array_equal(item.extra["valence"], ratings.valence[:STEPS])
+    assert item.path.count() == STEPS and item.path.times[-1] == 0.5 * STEPS - 0.25
+    assert item.path.audio_start_s == 0.0  # step 0 covers (0, 0.5]
+
+
+def test_items_cross_to_worker_processes(tmp_path):
+    """A SEND clip item (its TimedFrames source included) survives the pickling a spawned worker
+    needs, and the copy preprocesses to the same record."""
+    builder = send_dataset_builder.Builder(data_dir=str(tmp_path))
+    (video,) = [v for v in layout.scan(str(DUMMY))[0] if v.key == "ID201_vid1"]
+    builder.report = send_dataset_builder.SendBuildReport()
+    item = builder._item(video)
+    copy = pickle.loads(pickle.dumps(item))
+    assert (copy.key, copy.subject, copy.path.times) == (item.key, item.subject, item.path.times)
+    config = clip_lib.ClipConfig(variable_length=True, max_frames=STEPS, need_audio=False)
+    np.testing.assert_array_equal(common._process(copy, config)[1]["frames"], common._process(item, config)[1]["frames"])
+
+
+def _records(data_dir, split):
+    source = tfds.data_source("send/gray64_2hz", split=split, data_dir=str(data_dir), download=False)
+    return {r["clip_id"].decode(): r for r in source}
+
+
+def test_fer_jax_build_exits_3_and_reports_each_bad_file(built):
+    data_dir, status = built
+    assert status == 3
+    report = json.loads((data_dir / "send" / "gray64_2hz" / "1.0.0" / "build_report.json").read_text())
+    assert report["kept"] == KEPT and report["truncated"] == []
+    assert {pathlib.Path(s["path"]).name: s["reason"] for s in report["skipped_files"]} == SKIPS
+    assert report["source_frames"]["train"] > 0 and report["frames_per_second_per_core"] > 0
+
+
+def test_records_line_valence_frames_and_log_mel_up_per_step(built):
+    data_dir, _ = built
+    records = _records(data_dir, "train")
+    assert sorted(records) == ["ID101_vid1", "ID101_vid2", "ID102_vid1"]
+    for key, record in records.items():
+        ratings = layout.read_ratings(DUMMY / "ratings" / "train" / "observer_EWE" / f"results_{key[2:5]}_{key[-1]}.csv")
+        n = len(ratings.times)
+        assert 4 <= n < STEPS
+        np.testing.assert_allclose(record["valence"][:n], ratings.valence, atol=1e-6)
+        np.testing.assert_allclose(record["step_times"][:n], ratings.times)
+        assert record["valence_mask"].tolist() == [True] * n + [False] * (STEPS - n)
+        assert (record["valence"][n:] == 0).all()
+        # One aligned face per step, padding after; a face is not a flat field.
+        assert record["frames"].shape == (STEPS, 64, 64, 1) and record["frame_mask"].tolist() == record["valence_mask"].tolist()
+        assert all(record["frames"][i].std() > 10 for i in range(n)) and not record["frames"][n:].any()
+        # 50 log-mel rows per step from the start of step 0's half second (0 s here): audio through
+        # the last step, padding after.
+        assert record["log_mel"].shape == (STEPS * 50, 64)
+        assert n * 50 <= record["audio_frames"] < (n + 2) * 50
+        assert record["subject"].decode() == key[:5]
+
+
+def test_stored_frames_are_the_aligned_faces_at_the_step_times(built):
+    """The record equals process_clip on the frames at t_k - 0.25 s: the sampling is the timing we state."""
+    data_dir, _ = built
+    record = _records(data_dir, "validation")["ID201_vid1"]
+    n = int(record["valence_mask"].sum())
+    video = str(DUMMY / "valid" / "ID201_vid1.mp4")
+    frames = np.stack(list(timed_frames.frames_at_times(video, record["step_times"][:n] - 0.25)))
+    config = clip_lib.ClipConfig(variable_length=True, max_frames=STEPS, need_audio=False)
+    direct = clip_lib.process_frames(frames, config)
+    np.testing.assert_array_equal(record["frames"], direct["frames"])
+
+
+def test_splits_are_the_official_subject_disjoint_partitions(built):
+    data_dir, _ = built
+    subjects = {split: {r["subject"].decode() for r in _records(data_dir, split).values()} for split in KEPT}
+    assert subjects == {"train": {"ID101", "ID102"}, "validation": {"ID201"}, "test": {"ID301"}}
+    for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
+        assert not subjects[a] & subjects[b]
+
+
+def test_records_train_the_valence_model(built, tmp_path):
+    """Two steps of send_valence_lstm (video + audio, tiny widths) on the records, and an evaluation."""
+    import jax
+
+    import fer_jax.models.valence  # noqa: F401  (registers "send_valence_lstm")
+    from fer_jax.config import AugmentConfig, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+    from fer_jax.train.loop import train
+
+    data_dir, _ = built
+    model = {"in_channels": 1, "frame_backbone_kwargs": {"blocks": [[4], [8]]}, "projection_dim": 8,
+             "lstm_hidden": 8, "window": 4, "dropout": 0.0}
+    config = ExperimentConfig(
+        name="send_tiny",
+        workdir=str(tmp_path),
+        data=DataConfig(dataset="send/gray64_2hz", data_dir=str(data_dir), num_classes=1, frames=STEPS, size=64,
+                        channels=1, global_batch_size=2, eval_batch_size=2),
+        model=ModelConfig(name="send_valence_lstm", kwargs=model),
+        augment=AugmentConfig(enabled=False),
+        train=TrainConfig(learning_rate=1e-3, max_steps=2, log_every_steps=1),  # the loop checks each loss is finite
+    )
+    results, _ = train(config, devices=jax.devices()[:1])  # 3 training videos: batches of 2 on one device
+    assert results["steps"] == 2 and results["num_train_clips"] == 3 and results["num_val_clips"] == 1
+    assert -1.0 <= results["val_ccc"] <= 1.0
+
+
+@pytest.mark.slow
+def test_tfds_build_command_builds_the_folder(tmp_path):
+    """`tfds build data_builders/send --manual_dir ... --data_dir ...`, through the CLI's `build`
+    command (the `tfds` entry point also imports convert_format, which needs apache_beam), with the
+    real pool of spawned workers."""
+    runner = (
+        "from absl import app; from tensorflow_datasets.scripts.cli import build, cli_utils; "
+        "app.run(lambda args: args.execute(), flags_parser=cli_utils.make_flags_parser(build.Args, 'tfds build'))"
+    )
+    root = pathlib.Path(__file__).parents[1]
+    command = [sys.executable, "-c", runner, "data_builders/send", "--manual_dir", str(DUMMY), "--data_dir", str(tmp_path)]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    built = tmp_path / "send" / "gray64_2hz" / "1.0.0"
+    report = json.loads((built / "build_report.json").read_text())  # written by the builder itself
+    assert report["kept"] == KEPT and report["skipped"] == len(SKIPS)
+    source = tfds.data_source("send/gray64_2hz", split="train", data_dir=str(tmp_path), download=False)
+    assert len(source) == KEPT["train"]
