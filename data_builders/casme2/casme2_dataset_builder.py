@@ -1,0 +1,238 @@
+"""casme2: CASME II spontaneous micro-expressions (Yan et al., PLoS ONE 2014), 5 classes.
+
+CASME II has 255 micro-expression clips of 26 subjects filmed at 200 fps (640x480). The owner
+ships them as JPEG frames, `CASME2_RAW_selected/sub01/EP02_01f/img46.jpg ...` (the number is the
+frame's index in the original recording), with the coding sheet `CASME2-coding-20140508.xlsx`:
+one row per clip with Subject, Filename, OnsetFrame, ApexFrame, OffsetFrame, Action Units and
+Estimated Emotion. The sheet is read as .xlsx with the standard library (`sheet.py`), or from a
+.csv export of it (same header row) when no .xlsx is there.
+
+Classes: happiness, disgust, repression, surprise, others, the usual 5-class protocol; the few
+fear and sadness clips are left out (counted in the build report's excluded_by_reason).
+
+Each clip is the micro-expression's rise, the frames img<onset> .. img<apex>; a clip whose apex
+the sheet does not give ("/") runs img<onset> .. img<offset>, stores apex = -1, and is counted in
+the report's notes. `onset`, `apex` and `offset` are stored as the sheet's frame numbers.
+
+Splits: one per subject, `sub01` .. `sub26`, for leave-one-subject-out (LOSO) evaluation:
+`loso_splits("sub05", subjects)` -> ("sub01+...+sub04+sub06+...", "sub05"). A subject none of
+whose clips could be used has no split (its clips are in the report's skipped files).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from data_builders import common
+from data_builders.casme2 import sheet
+from data_builders.ck_plus import pooled
+from fer_jax.errors import ConfigError, InputError
+from fer_jax.preprocess.clip import ClipConfig
+from fer_jax.preprocess.sources import IMAGE_EXTENSIONS
+
+CLASSES = ("happiness", "disgust", "repression", "surprise", "others")
+FRAMES_DIR = "CASME2_RAW_selected"
+SHEET_NAME = "CASME2-coding-20140508.xlsx"
+HOMEPAGE = "http://casme.psych.ac.cn/casme/e2"
+# The sheet's columns, by header with case, spaces and punctuation ignored ("Onset Frame" too).
+COLUMNS = {
+    "subject": "subject",
+    "filename": "filename",
+    "onsetframe": "onset",
+    "apexframe": "apex",
+    "offsetframe": "offset",
+    "estimatedemotion": "emotion",
+}
+
+
+def loso_splits(held_out: str, subjects) -> tuple[str, str]:
+    """(train split, validation split) of leave-one-subject-out: every other subject against one."""
+    subjects = sorted(subjects)
+    if held_out not in subjects:
+        raise ConfigError(f"CASME II subject {held_out!r} has no split; splits: {', '.join(subjects)}")
+    return "+".join(s for s in subjects if s != held_out), held_out
+
+
+def find_sheet(root: pathlib.Path) -> pathlib.Path:
+    """The coding sheet in root: CASME2-coding-20140508.xlsx, else another CASME2-coding*.xlsx,
+    else a CASME2-coding*.csv export."""
+    exports = [*sorted(root.glob("CASME2-coding*.xlsx")), *sorted(root.glob("CASME2-coding*.csv"))]
+    for candidate in [root / SHEET_NAME, *exports]:
+        if candidate.is_file():
+            return candidate
+    message = f"{root}: no coding sheet ({SHEET_NAME} or a CASME2-coding*.csv export). "
+    raise ConfigError(message + Builder.MANUAL_DOWNLOAD_INSTRUCTIONS)
+
+
+def read_coding(path: pathlib.Path) -> list[tuple[int, dict[str, str]]]:
+    """(spreadsheet row number, {subject, filename, onset, apex, offset, emotion}) per clip row."""
+    for rows in sheet.read_tables(path):  # the first worksheet with the header row
+        for n, row in enumerate(rows):
+            names = [re.sub(r"[^a-z]", "", cell.lower()) for cell in row]
+            if "subject" in names and "filename" in names:
+                break
+        else:
+            continue
+        break
+    else:
+        raise InputError(path, "bad_label", "no worksheet has a header row with Subject and Filename columns")
+    missing = [header for header in COLUMNS if header not in names]
+    if missing:
+        raise InputError(path, "bad_label", f"header row {n + 1} lacks the columns {missing}")
+    index = {field: names.index(header) for header, field in COLUMNS.items()}
+    return [
+        (n + 2 + k, {field: row[i] for field, i in index.items()})
+        for k, row in enumerate(rows[n + 1 :])
+        if any(cell for cell in row)
+    ]
+
+
+def subject_split(cell: str) -> str | None:
+    """The split of a Subject cell: "1", "01", "1.0" or "sub01" -> "sub01"; None if it has no number."""
+    digits = re.fullmatch(r"\s*(?:sub)?0*(\d+)(?:\.0*)?\s*", cell, flags=re.IGNORECASE)
+    return None if digits is None else f"sub{int(digits.group(1)):02d}"
+
+
+def _frame_number(cell: str) -> int | None:
+    """A frame number cell ("46", "46.0") as an int; None for the sheet's "/" (not coded)."""
+    if cell.strip() in ("/", "", "-"):
+        return None
+    value = float(cell)
+    if not value.is_integer() or value < 0:
+        raise ValueError(cell)
+    return int(value)
+
+
+def _numbered_frames(folder: pathlib.Path) -> dict[int, pathlib.Path]:
+    """{frame number: image file} of a clip folder: img46.jpg -> 46."""
+    frames = {}
+    for image in folder.iterdir():
+        digits = re.findall(r"\d+", image.stem)
+        if image.suffix.lower() in IMAGE_EXTENSIONS and digits:
+            frames[int(digits[-1])] = image
+    return frames
+
+
+def clip_item(
+    frames_root: pathlib.Path, where: str, row: dict[str, str], report: pooled.CorpusReport
+) -> common.ClipItem | None:
+    """The ClipItem of one sheet row; None (counted in report.excluded) for a class outside the 5;
+    InputError for a row or clip that cannot be used (`where` names the row in errors)."""
+    subject = subject_split(row["subject"])
+    try:
+        if subject is None:
+            raise ValueError(row["subject"])
+        onset, apex, offset = (_frame_number(row[k]) for k in ("onset", "apex", "offset"))
+    except ValueError:
+        raise InputError(where, "bad_label", f"Subject and the frame columns must be numbers; got {row}") from None
+    emotion = row["emotion"].strip().lower()
+    if emotion not in CLASSES:
+        report.excluded[f"emotion_{emotion or 'empty'}"] += 1
+        return None
+    if onset is None or offset is None or not onset <= (onset if apex is None else apex) <= offset:
+        message = f"frames must satisfy onset <= apex <= offset; got {onset}, {apex}, {offset}"
+        raise InputError(where, "bad_label", message)
+    folder = frames_root / subject / row["filename"].strip()
+    if not folder.is_dir():
+        raise InputError(folder, "missing", "clip folder not found; check the copy of CASME2_RAW_selected")
+    numbered = _numbered_frames(folder)
+    last = offset if apex is None else apex
+    for needed in (onset, last):
+        if needed not in numbered:
+            message = f"frame {needed} of the coding sheet is not in the clip folder"
+            raise InputError(folder / f"img{needed}.jpg", "missing", message)
+    if apex is None:
+        report.notes["apex_missing"] += 1
+    paths = tuple(str(numbered[k]) for k in sorted(numbered) if onset <= k <= last)
+    extra = {"onset": onset, "apex": -1 if apex is None else apex, "offset": offset}
+    return common.ClipItem(f"{subject}/{row['filename'].strip()}", paths, CLASSES.index(emotion), subject, extra=extra)
+
+
+def find_clips(root: pathlib.Path, report: pooled.CorpusReport) -> dict[str, list[common.ClipItem]]:
+    """{subject: ClipItems} of the coding sheet's 5-class clips under root."""
+    path = find_sheet(root)
+    frames_root = root / FRAMES_DIR
+    if (frames_root / FRAMES_DIR).is_dir():  # some copies unzip into CASME2_RAW_selected/CASME2_RAW_selected
+        frames_root = frames_root / FRAMES_DIR
+    if not frames_root.is_dir():
+        message = f"{root}: expected the frames in {FRAMES_DIR}/sub01/EP02_01f/img46.jpg ... "
+        raise ConfigError(message + Builder.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    items: dict[str, list[common.ClipItem]] = {}
+    for row_number, row in read_coding(path):
+        where = f"{path}:row {row_number}"
+        try:
+            item = clip_item(frames_root, where, row, report)
+        except InputError as e:
+            report.add_skip(subject_split(row["subject"]) or "none", e)
+            continue
+        if item is not None:
+            items.setdefault(item.subject, []).append(item)
+    return dict(sorted(items.items()))
+
+
+class Casme2Config(tfds.core.BuilderConfig):
+    def __init__(self, *, clip: ClipConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.clip = clip
+
+
+TIMING_FEATURES = {name: tfds.features.Scalar(dtype=np.int32) for name in ("onset", "apex", "offset")}
+GRAY64_T8 = ClipConfig(num_frames=8, size=64, grayscale=True, need_audio=False)
+# LEMHI-CNN + CNN-CTSLSTM (Hu et al. 2019): every frame of the rise (up to 32) and its LEMHI.
+LEMHI = ClipConfig(size=112, grayscale=True, need_audio=False, variable_length=True, max_frames=32, lemhi=True)
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+    """CASME II micro-expressions (onset -> apex) as aligned-face clips, one split per subject."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release."}
+    BUILDER_CONFIGS = [
+        Casme2Config(
+            name="gray64_t8",
+            description="8 frames of 64x64 grey aligned faces from onset to apex (3D-CNN + ConvLSTM input).",
+            clip=GRAY64_T8,
+        ),
+        Casme2Config(
+            name="lemhi",
+            description="Up to 32 frames of 112x112 grey faces from onset to apex, a frame mask, and their LEMHI.",
+            clip=LEMHI,
+        ),
+    ]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        f"CASME II is shared by its owners (Institute of Psychology, Chinese Academy of Sciences, {HOMEPAGE}) "
+        "after signing their license agreement. Unzip CASME2_RAW_selected.zip next to the coding sheet and pass "
+        f"that folder as --manual-dir; it must hold {SHEET_NAME} (or a .csv export of it, named "
+        f"CASME2-coding*.csv) and {FRAMES_DIR}/sub01/EP02_01f/img46.jpg ..."
+    )
+
+    def __init__(self, *, file_format: str | None = None, **kwargs):
+        # Records are array_record (read with tfds.data_source), also when built with `tfds build`
+        # and no --file_format.
+        super().__init__(file_format=file_format or "array_record", **kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=common.clip_features(self.builder_config.clip, CLASSES, extra_features=TIMING_FEATURES),
+            supervised_keys=None,
+            homepage=HOMEPAGE,
+        )
+
+    def _split_generators(self, dl_manager):
+        root = pathlib.Path(str(dl_manager.manual_dir))
+        self.report = pooled.CorpusReport()
+        items = find_clips(root, self.report)
+        examples = pooled.preprocess_splits(items, self.builder_config.clip, self.report)
+        kept = {split: split_examples for split, split_examples in examples.items() if split_examples}
+        if not kept:
+            raise ConfigError(f"{root}: no usable clip. Skipped: {self.report.to_dict()['skipped_by_reason']}")
+        if len(kept) < len(examples):
+            self.report.notes["subjects_without_a_usable_clip"] = len(examples) - len(kept)
+        return {split: self._generate_examples(split_examples) for split, split_examples in kept.items()}
+
+    def _generate_examples(self, examples):
+        yield from examples

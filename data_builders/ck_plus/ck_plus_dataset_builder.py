@@ -1,0 +1,201 @@
+"""ck_plus: the Extended Cohn-Kanade dataset (CK+), its emotion-labelled sequences.
+
+CK+ (Lucey et al., CVPR Workshops 2010) has 593 posed sequences of 123 subjects, each running from
+a neutral face (onset) to the expression's peak (apex); 327 of them, from 118 subjects, carry an
+emotion label in `Emotion/<subject>/<sequence>/<last frame>_emotion.txt`. A sequence is read as
+an image sequence (its PNG frames in order) and preprocessed by `fer_jax.preprocess.clip`.
+
+Splits are 10 subject-independent folds, `fold0` .. `fold9`, from the published table `FOLDS`:
+every subject of the distribution is in exactly one fold. Cross-validation trains on nine folds
+and validates on the tenth, e.g. `cross_validation_splits(0)` ->
+("fold1+fold2+...+fold9", "fold0"), which `tfds.data_source` reads as one split.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import tensorflow_datasets as tfds
+
+from data_builders import common
+from data_builders.ck_plus import pooled
+from fer_jax.errors import ConfigError, InputError
+from fer_jax.preprocess.clip import ClipConfig
+
+# The codes of CK+'s emotion files (its README): 0 neutral ... 7 surprise.
+CODES = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+CLASSES_7 = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+CLASSES_6 = ("anger", "disgust", "fear", "happy", "sadness", "surprise")  # the basic emotions
+
+# The 123 subjects of the distribution in 10 folds: the subject ids sorted, the i-th in fold i % 10.
+# Folds hold 12 or 13 subjects; no subject is in two folds. A subject folder not listed here is
+# not CK+'s: its sequences are skipped (reason "unknown_subject"), never placed in a fold by guess.
+FOLDS: tuple[tuple[str, ...], ...] = (
+    ("S005", "S035", "S054", "S064", "S074", "S084", "S094", "S104", "S114", "S125", "S135", "S155", "S506"),
+    ("S010", "S037", "S055", "S065", "S075", "S085", "S095", "S105", "S115", "S126", "S136", "S156", "S895"),
+    ("S011", "S042", "S056", "S066", "S076", "S086", "S096", "S106", "S116", "S127", "S137", "S157", "S999"),
+    ("S014", "S044", "S057", "S067", "S077", "S087", "S097", "S107", "S117", "S128", "S138", "S158"),
+    ("S022", "S045", "S058", "S068", "S078", "S088", "S098", "S108", "S118", "S129", "S139", "S160"),
+    ("S026", "S046", "S059", "S069", "S079", "S089", "S099", "S109", "S119", "S130", "S147", "S501"),
+    ("S028", "S050", "S060", "S070", "S080", "S090", "S100", "S110", "S120", "S131", "S148", "S502"),
+    ("S029", "S051", "S061", "S071", "S081", "S091", "S101", "S111", "S121", "S132", "S149", "S503"),
+    ("S032", "S052", "S062", "S072", "S082", "S092", "S102", "S112", "S122", "S133", "S151", "S504"),
+    ("S034", "S053", "S063", "S073", "S083", "S093", "S103", "S113", "S124", "S134", "S154", "S505"),
+)
+NUM_FOLDS = len(FOLDS)
+FOLD_OF_SUBJECT = {subject: fold for fold, subjects in enumerate(FOLDS) for subject in subjects}
+
+IMAGES_DIR, EMOTION_DIR = "cohn-kanade-images", "Emotion"
+HOMEPAGE = "https://www.jeffcohn.net/Resources/"
+
+
+def fold_name(fold: int) -> str:
+    return f"fold{fold}"
+
+
+def cross_validation_splits(val_fold: int) -> tuple[str, str]:
+    """(train split, validation split) of one cross-validation round: nine folds against one."""
+    if not 0 <= val_fold < NUM_FOLDS:
+        raise ConfigError(f"CK+ has folds 0..{NUM_FOLDS - 1}, not {val_fold}")
+    train = "+".join(fold_name(f) for f in range(NUM_FOLDS) if f != val_fold)
+    return train, fold_name(val_fold)
+
+
+def parse_emotion_file(path: str | pathlib.Path) -> int:
+    """The CK+ code (0..7) in an emotion file, e.g. "   3.0000000e+00"; InputError "bad_label"
+    when the file holds anything else (empty, text, several numbers, a fraction, out of range)."""
+    try:
+        text = pathlib.Path(path).read_text(errors="replace")
+    except OSError as e:
+        raise InputError(path, "bad_label", f"emotion file cannot be read ({e.strerror})") from None
+    fields = text.split()
+    if len(fields) != 1:
+        raise InputError(path, "bad_label", f"expected one number (e.g. 3.0000000e+00), found {len(fields)} fields")
+    try:
+        value = float(fields[0])
+    except ValueError:
+        raise InputError(path, "bad_label", f"{fields[0][:40]!r} is not a number (e.g. 3.0000000e+00)") from None
+    if not (value.is_integer() and 0 <= value < len(CODES)):
+        raise InputError(path, "bad_label", f"{fields[0]} is not a CK+ emotion code 0..{len(CODES) - 1}")
+    return int(value)
+
+
+def find_sequences(root: pathlib.Path, class_names, report: pooled.CorpusReport) -> dict[str, list[common.ClipItem]]:
+    """{fold name: ClipItems} of the labelled sequences under `root` whose class is in
+    `class_names`. Sequences without an emotion file, or with a code outside the classes
+    (neutral, contempt in the 6-class config), are counted in report.excluded; label problems,
+    unknown subjects and labels without images are skipped (report.skipped)."""
+    images, emotions = root / IMAGES_DIR, root / EMOTION_DIR
+    if not images.is_dir() or not emotions.is_dir():
+        raise ConfigError(
+            f"{root}: expected the folders {IMAGES_DIR}/ and {EMOTION_DIR}/ in --manual-dir. "
+            + Builder.MANUAL_DOWNLOAD_INSTRUCTIONS
+        )
+    items: dict[str, list[common.ClipItem]] = {fold_name(f): [] for f in range(NUM_FOLDS)}
+    labels = {p.parent.relative_to(emotions).as_posix(): p for p in sorted(emotions.glob("*/*/*_emotion.txt"))}
+    sequences = sorted(p for p in images.glob("*/*") if p.is_dir())
+    for key in sorted(set(labels) - {s.relative_to(images).as_posix() for s in sequences}):
+        fold = FOLD_OF_SUBJECT.get(key.split("/")[0])
+        message = f"{labels[key].name} labels a sequence whose frames are missing"
+        report.add_skip("none" if fold is None else fold_name(fold), InputError(images / key, "missing", message))
+    for folder in sequences:
+        key = folder.relative_to(images).as_posix()  # "S005/001": no user path in the key
+        subject = folder.parent.name
+        label_files = sorted((emotions / key).glob("*_emotion.txt"))
+        if not label_files:
+            report.excluded["unlabelled"] += 1  # 266 of the 593 sequences: CK+ labels only prototypic ones
+            continue
+        fold = FOLD_OF_SUBJECT.get(subject)
+        if fold is None:
+            message = f"{subject} is not one of the 123 CK+ subjects of FOLDS, so it has no fold; is this CK+?"
+            report.add_skip("none", InputError(folder, "unknown_subject", message))
+            continue
+        try:
+            if len(label_files) > 1:
+                raise InputError(emotions / key, "bad_label", f"{len(label_files)} emotion files for one sequence")
+            code = parse_emotion_file(label_files[0])
+        except InputError as e:
+            report.add_skip(fold_name(fold), e)
+            continue
+        if CODES[code] not in class_names:
+            report.excluded[f"label_{CODES[code]}"] += 1
+            continue
+        items[fold_name(fold)].append(common.ClipItem(key, str(folder), class_names.index(CODES[code]), subject))
+    return items
+
+
+class CkPlusConfig(tfds.core.BuilderConfig):
+    def __init__(self, *, clip: ClipConfig, class_names: tuple[str, ...], **kwargs):
+        super().__init__(**kwargs)
+        self.clip = clip
+        self.class_names = class_names
+
+
+GRAY64_T8 = ClipConfig(num_frames=8, size=64, grayscale=True, need_audio=False)
+# LEMHI-CNN + CNN-CTSLSTM (Hu et al. 2019): every frame of a sequence (up to 32) and its LEMHI.
+LEMHI = ClipConfig(size=112, grayscale=True, need_audio=False, variable_length=True, max_frames=32, lemhi=True)
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+    """CK+ sequences (onset -> apex) as aligned-face clips, in 10 subject-independent folds."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release."}
+    BUILDER_CONFIGS = [
+        CkPlusConfig(
+            name="gray64_t8",
+            description="7 classes (with contempt); 8 frames of 64x64 grey aligned faces (3D-CNN + ConvLSTM input).",
+            clip=GRAY64_T8,
+            class_names=CLASSES_7,
+        ),
+        CkPlusConfig(
+            name="gray64_t8_6class",
+            description="6 basic emotions (contempt left out); 8 frames of 64x64 grey aligned faces.",
+            clip=GRAY64_T8,
+            class_names=CLASSES_6,
+        ),
+        CkPlusConfig(
+            name="lemhi",
+            description="7 classes; up to 32 frames of 112x112 grey faces with a frame mask, and their LEMHI.",
+            clip=LEMHI,
+            class_names=CLASSES_7,
+        ),
+    ]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        f"CK+ is distributed by its owners after signing their agreement ({HOMEPAGE}). Unzip "
+        "extended-cohn-kanade-images.zip and Emotion_labels.zip into one folder and pass it as "
+        "--manual-dir; it must hold cohn-kanade-images/S005/001/S005_001_00000001.png ... and "
+        "Emotion/S005/001/S005_001_00000011_emotion.txt ... (FACS/ and Landmarks/ may sit beside them, unused)."
+    )
+
+    def __init__(self, *, file_format: str | None = None, **kwargs):
+        # Records are array_record (read with tfds.data_source), also when built with `tfds build`
+        # and no --file_format.
+        super().__init__(file_format=file_format or "array_record", **kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        config = self.builder_config
+        return self.dataset_info_from_configs(
+            features=common.clip_features(config.clip, config.class_names),
+            supervised_keys=None,
+            homepage=HOMEPAGE,
+        )
+
+    def _split_generators(self, dl_manager):
+        root = pathlib.Path(str(dl_manager.manual_dir))
+        config = self.builder_config
+        self.report = pooled.CorpusReport()
+        items = find_sequences(root, config.class_names, self.report)
+        examples = pooled.preprocess_splits(items, config.clip, self.report)
+        empty = [split for split, split_examples in examples.items() if not split_examples]
+        if empty:
+            raise ConfigError(
+                f"{root}: no usable sequence in {', '.join(empty)}; every fold needs some of its subjects "
+                f"(see FOLDS in {__name__}). Is the corpus complete? "
+                f"Skipped: {self.report.to_dict()['skipped_by_reason']}"
+            )
+        return {split: self._generate_examples(split_examples) for split, split_examples in examples.items()}
+
+    def _generate_examples(self, examples):
+        yield from examples
+

@@ -1,0 +1,288 @@
+"""data_builders/ck_plus: the published fold table, the emotion-file parser, and builds of the dummy
+CK+ (in the owner's layout, with broken sequences) through `fer-jax build` (exit 3, each bad file
+in build_report.json), `tfds build` and TFDS's builder test case; the records open with
+tfds.data_source, folds are subject-disjoint, nine folds read as one split and train a model.
+
+The helpers `fer_jax_build`, `tfds_build` and `train_two_steps` are shared with the MMI and CASME II
+builder tests."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from data_builders.ck_plus import ck_plus_dataset_builder as ck
+from fer_jax.errors import InputError
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DUMMY = ROOT / "data_builders" / "ck_plus" / "dummy_data"
+FER_JAX = pathlib.Path(sys.executable).parent / "fer-jax"  # the console script of this environment
+GOOD_KEPT = {"fold0": 2, **{f"fold{f}": 1 for f in range(1, 10)}}  # fold0: S005 and the contempt S035
+
+
+# ----------------------------------------------------------------------------------------------------
+# Helpers shared with test_builder_mmi.py and test_builder_casme2.py
+
+
+class BackgroundBuild:
+    """A build command started now and awaited later, so that the slow builds of a test file run
+    beside each other and beside the tests that need neither (on a busy machine each process gets
+    its own share of the cores). Output goes to files, not pipes, so a chatty build cannot block."""
+
+    def __init__(self, command: list[str], log_dir: pathlib.Path):
+        self.command = command
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._out, self._err = (open(log_dir / name, "w+") for name in ("stdout.txt", "stderr.txt"))
+        self._process = subprocess.Popen(command, cwd=ROOT, stdout=self._out, stderr=self._err, text=True)
+        self._done: subprocess.CompletedProcess | None = None
+
+    def result(self, timeout: float = 600) -> subprocess.CompletedProcess:
+        if self._done is None:
+            returncode = self._process.wait(timeout)
+            outputs = []
+            for f in (self._out, self._err):
+                f.seek(0)
+                outputs.append(f.read())
+                f.close()
+            self._done = subprocess.CompletedProcess(self.command, returncode, *outputs)
+        return self._done
+
+    def stop(self):
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        for f in (self._out, self._err):
+            f.close()
+
+
+def fer_jax_build(name: str, manual_dir: pathlib.Path, data_dir: pathlib.Path) -> BackgroundBuild:
+    """Start `fer-jax build NAME --manual-dir ... --data-dir ...`."""
+    command = [str(FER_JAX), "build", name, "--manual-dir", str(manual_dir), "--data-dir", str(data_dir)]
+    return BackgroundBuild(command, data_dir / "logs")
+
+
+def build_report(name: str, data_dir: pathlib.Path) -> dict:
+    """build_report.json of a `fer-jax build` of NAME into data_dir."""
+    corpus, config = name.split("/")
+    (report,) = (data_dir / corpus / config).glob("*/build_report.json")
+    return json.loads(report.read_text())
+
+
+# `tfds build` through the CLI's build command: the installed tfds (4.9.10) entry point also imports
+# its convert_format command, which needs apache_beam (not installed), so `.venv/bin/tfds` cannot
+# start; the build command itself, with the same flags, is what `tfds build` runs.
+_TFDS_BUILD = (
+    "from absl import app; from tensorflow_datasets.scripts.cli import build, cli_utils; "
+    "app.run(lambda args: args.execute(), flags_parser=cli_utils.make_flags_parser(build.Args, 'tfds build'))"
+)
+
+
+def tfds_build(corpus: str, config: str, manual_dir: pathlib.Path, data_dir: pathlib.Path) -> BackgroundBuild:
+    """Start `tfds build data_builders/<corpus> --config ... --manual_dir ... --data_dir ...` (the
+    builders write array_record files unless told otherwise)."""
+    flags = [f"data_builders/{corpus}", "--config", config]
+    flags += ["--manual_dir", str(manual_dir), "--data_dir", str(data_dir)]
+    return BackgroundBuild([sys.executable, "-c", _TFDS_BUILD, *flags], data_dir / "logs")
+
+
+def relative(path: str) -> str:
+    return pathlib.Path(path).resolve().relative_to(ROOT).as_posix()
+
+
+def subjects_of(name: str, data_dir, split: str) -> set[str]:
+    source = tfds.data_source(name, split=split, data_dir=str(data_dir), download=False)
+    return {r["subject"].decode() if isinstance(r["subject"], bytes) else r["subject"] for r in source}
+
+
+def train_two_steps(name: str, data_dir, train_split: str, val_split: str, num_classes: int, workdir) -> dict:
+    """Two steps of the trainer on the records with a tiny 3D-CNN + ConvLSTM (as tests/test_train.py's)."""
+    from fer_jax.config import AugmentConfig, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+    from fer_jax.train.loop import train
+
+    config = ExperimentConfig(
+        name=name.replace("/", "_"),
+        workdir=str(workdir),
+        data=DataConfig(dataset=name, data_dir=str(data_dir), train_split=train_split, val_split=val_split,
+                        num_classes=num_classes, frames=8, size=64, global_batch_size=4, eval_batch_size=4),
+        model=ModelConfig(kwargs={"frames": 8, "size": 64, "conv_features": [4, 8, 8], "convlstm_filters": 4}),
+        augment=AugmentConfig(),
+        train=TrainConfig(learning_rate=3e-3, max_steps=2, log_every_steps=1),
+    )
+    results, _ = train(config)
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------
+# The fold table and the label parser
+
+
+def test_fold_table_places_each_of_the_123_subjects_in_exactly_one_fold():
+    everyone = [s for fold in ck.FOLDS for s in fold]
+    assert len(everyone) == len(set(everyone)) == 123 and ck.NUM_FOLDS == 10
+    assert all(12 <= len(fold) <= 13 for fold in ck.FOLDS)
+    # The published rule: sorted ids, the i-th in fold i % 10.
+    assert [sorted(everyone)[f::10] for f in range(10)] == [list(fold) for fold in ck.FOLDS]
+    assert all(ck.FOLD_OF_SUBJECT[s] == f for f, fold in enumerate(ck.FOLDS) for s in fold)
+
+
+def test_cross_validation_splits_hold_one_fold_out():
+    train, val = ck.cross_validation_splits(3)
+    assert val == "fold3" and train == "fold0+fold1+fold2+fold4+fold5+fold6+fold7+fold8+fold9"
+    with pytest.raises(Exception, match="folds 0..9"):
+        ck.cross_validation_splits(10)
+
+
+@pytest.mark.parametrize("text, code", [("   3.0000000e+00\n", 3), ("7", 7), ("0.0\r\n", 0), ("2.0000000e+00", 2)])
+def test_emotion_file_parser_reads_ck_codes(tmp_path, text, code):
+    path = tmp_path / "S005_001_00000011_emotion.txt"
+    path.write_text(text)
+    assert ck.parse_emotion_file(path) == code
+
+
+@pytest.mark.parametrize(
+    "text, detail",
+    [("", "found 0 fields"), ("happy\n", "'happy' is not a number"), ("3.0 4.0", "found 2 fields"),
+     ("3.5000000e+00", "not a CK+ emotion code"), ("9", "not a CK+ emotion code"), ("-1", "not a CK+ emotion code")],
+)
+def test_emotion_file_parser_names_malformed_files(tmp_path, text, detail):
+    path = tmp_path / "S005_001_00000011_emotion.txt"
+    path.write_text(text)
+    with pytest.raises(InputError, match=re.escape(detail)) as error:
+        ck.parse_emotion_file(path)
+    assert error.value.reason == "bad_label" and error.value.path == str(path)
+
+
+def test_the_dummy_emotion_files_are_in_the_owner_format():
+    files = sorted((DUMMY / "Emotion").glob("*/*/*_emotion.txt"))
+    good = [f for f in files if f.parent.parent.name not in ("S045", "S046")]
+    assert good and all(f.read_text() == f"   {ck.parse_emotion_file(f)}.0000000e+00\n" for f in good)
+    # Each file is named after its sequence's last frame.
+    for f in good:
+        frames = sorted((DUMMY / "cohn-kanade-images" / f.parent.relative_to(DUMMY / "Emotion")).glob("*.png"))
+        assert not frames or f.name == frames[-1].stem + "_emotion.txt"
+
+
+# ----------------------------------------------------------------------------------------------------
+# TFDS's own builder checks, in-process while the command-line builds run (it reads through
+# as_dataset, which ArrayRecord files do not support, so this one builds TFRecords).
+
+
+@pytest.mark.usefixtures("builds")  # start the command-line builds now: they run beside this one
+class CkPlusLemhiTest(tfds.testing.DatasetBuilderTestCase):
+    DATASET_CLASS = ck.Builder
+    EXAMPLE_DIR = DUMMY  # what TFDS calls the dummy data folder (it would also find it beside the builder)
+    BUILDER_CONFIG_NAMES_TO_TEST = ["lemhi"]
+    SPLITS = GOOD_KEPT
+    SKIP_CHECKSUMS = True
+
+    def _make_builder(self, config=None):
+        return self.dataset_class(data_dir=self.tmp_dir, config=config, version=self.VERSION, file_format="tfrecord")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Builds of the dummy corpus
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory):
+    """The two command-line builds of this file, started by the first test that needs them (the
+    TFDS builder test case, so that they run while it builds in-process)."""
+    started = {
+        "fer_jax": fer_jax_build("ck_plus/gray64_t8", DUMMY, tmp_path_factory.mktemp("fer_jax_build")),
+        "tfds": tfds_build("ck_plus", "gray64_t8_6class", DUMMY, tmp_path_factory.mktemp("tfds_build")),
+    }
+    yield started
+    for build in started.values():
+        build.stop()
+
+
+@pytest.fixture(scope="module")
+def built(builds):
+    """(data dir, finished `fer-jax build`, build_report.json) of ck_plus/gray64_t8."""
+    done = builds["fer_jax"].result()
+    data_dir = pathlib.Path(done.args[done.args.index("--data-dir") + 1])
+    return data_dir, done, build_report("ck_plus/gray64_t8", data_dir)
+
+
+def test_fer_jax_build_exits_3_and_reports_each_bad_file(built):
+    _, done, report = built
+    assert done.returncode == 3, done.stderr[-3000:]
+    assert report["kept"] == GOOD_KEPT
+    skipped = {(relative(s["path"]), s["reason"], s["split"]) for s in report["skipped_files"]}
+    images, labels = "data_builders/ck_plus/dummy_data/cohn-kanade-images", "data_builders/ck_plus/dummy_data/Emotion"
+    assert skipped == {
+        (f"{images}/S042/001/S042_001_00000006.png", "zero_byte", "fold2"),
+        (f"{images}/S044/001", "no_face", "fold3"),
+        (f"{labels}/S045/001/S045_001_00000002_emotion.txt", "bad_label", "fold4"),
+        (f"{labels}/S046/001/S046_001_00000002_emotion.txt", "bad_label", "fold5"),
+        (f"{images}/S998/001", "unknown_subject", "none"),
+        (f"{images}/S050/001", "missing", "fold6"),
+    }
+    assert report["skipped"] == 6 and "skipped 2 (bad_label)" in done.stdout
+    assert report["excluded_by_reason"] == {"unlabelled": 1}  # S037/001 has no emotion file
+    assert report["source_frames"] == {"all": 11 * 6} and report["frames_per_second_per_core"] > 0
+
+
+def test_folds_are_subject_disjoint_in_the_records(built):
+    data_dir = built[0]
+    subjects = {f"fold{f}": subjects_of("ck_plus/gray64_t8", data_dir, f"fold{f}") for f in range(10)}
+    assert subjects["fold0"] == {"S005", "S035"}
+    for fold, found in subjects.items():
+        assert all(ck.FOLD_OF_SUBJECT[s] == int(fold[4:]) for s in found)
+    everyone = [s for found in subjects.values() for s in found]
+    assert len(everyone) == len(set(everyone))
+
+
+def test_nine_folds_read_as_one_split_with_the_config_shapes(built):
+    data_dir = built[0]
+    train_split, _ = ck.cross_validation_splits(0)
+    source = tfds.data_source("ck_plus/gray64_t8", split=train_split, data_dir=str(data_dir), download=False)
+    assert len(source) == 9
+    record = source[0]
+    assert record["frames"].shape == (8, 64, 64, 1) and record["frames"].dtype == np.uint8
+    assert record["landmarks"].shape == (8, 68, 2) and np.isfinite(record["landmarks"]).all()
+    names = source.dataset_info.features["label"].names
+    assert tuple(names) == ck.CLASSES_7
+
+
+def test_each_record_carries_its_emotion_file_label(built):
+    from data_builders.ck_plus.make_dummy_data import GOOD
+
+    data_dir = built[0]
+    source = tfds.data_source("ck_plus/gray64_t8", split="+".join(f"fold{f}" for f in range(10)),
+                              data_dir=str(data_dir), download=False)
+    labels = {(r["clip_id"].decode() if isinstance(r["clip_id"], bytes) else r["clip_id"]): ck.CLASSES_7[r["label"]]
+              for r in source}
+    broken = ("S042", "S998")  # a zero-byte frame, a subject CK+ does not have
+    kept = {f"{subject}/{sequence}": code for subject, sequence, code, _ in GOOD if code and subject not in broken}
+    assert labels == kept
+
+
+def test_records_feed_two_training_steps(built, tmp_path):
+    train_split, val_split = ck.cross_validation_splits(0)
+    results = train_two_steps("ck_plus/gray64_t8", built[0], train_split, val_split, 7, tmp_path)
+    assert results["steps"] == 2 and results["num_train_clips"] == 9 and results["num_val_clips"] == 2
+    assert np.isfinite(results["val_accuracy"])
+
+
+def test_tfds_build_command_builds_the_6_class_config(builds):
+    done = builds["tfds"].result()
+    assert done.returncode == 0, done.stderr[-3000:]
+    data_dir = done.args[done.args.index("--data_dir") + 1]
+    source = tfds.data_source("ck_plus/gray64_t8_6class", split="+".join(f"fold{f}" for f in range(10)),
+                              data_dir=data_dir, download=False)
+    assert len(source) == 10  # the contempt sequence is left out
+    assert tuple(source.dataset_info.features["label"].names) == ck.CLASSES_6
+
+
+def test_lemhi_config_declares_lemhi_and_variable_length():
+    info = ck.Builder(config="lemhi", data_dir="/nonexistent").info
+    assert info.features["lemhi"].shape == (112, 112, 1)
+    assert info.features["frames"].shape == (32, 112, 112, 1) and "frame_mask" in info.features

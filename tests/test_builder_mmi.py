@@ -1,0 +1,200 @@
+"""data_builders/mmi: the session/metadata/FACS-timing parsers, the fold rule, and builds of the dummy
+MMI download (the owner's Sessions/<id>/ layout, with broken sessions) through `fer-jax build`
+(exit 3, each bad file in build_report.json), `tfds build` and TFDS's builder test case; the
+records open with tfds.data_source, carry onset/apex/offset, folds are subject-disjoint, and nine
+folds train a model."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from data_builders.mmi import mmi_dataset_builder as mmi
+from data_builders.mmi.window import VideoWindow
+from fer_jax.errors import InputError
+from fer_jax.preprocess.sources import VideoFile
+from test_builder_ck_plus import ROOT, build_report, fer_jax_build, relative, subjects_of, tfds_build, train_two_steps
+
+DUMMY = ROOT / "data_builders" / "mmi" / "dummy_data"
+SESSIONS = DUMMY / "Sessions"
+KEPT = {f"fold{f}": 1 for f in range(10)}  # subjects 1..10, one emotion video each
+
+
+def _xml(tmp_path, text: str) -> pathlib.Path:
+    path = tmp_path / "x.xml"
+    path.write_text(text)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# Parsers and the fold rule
+
+
+def test_oao_timing_ignores_blinks_and_takes_the_expressions_first_cycle(tmp_path):
+    path = _xml(tmp_path, """<?xml version="1.0"?><ActionUnits>
+      <ActionUnit Number="12"><Marker Frame="1" Type="0"/><Marker Frame="10" Type="1"/><Marker Frame="20" Type="2"/>
+        <Marker Frame="40" Type="3"/><Marker Frame="50" Type="0"/>
+        <Marker Frame="60" Type="1"/><Marker Frame="70" Type="2"/><Marker Frame="80" Type="3"/></ActionUnit>
+      <ActionUnit Number="6"><Marker Frame="12" Type="1"/><Marker Frame="24" Type="2"/>
+        <Marker Frame="44" Type="3"/></ActionUnit>
+      <ActionUnit Number="45"><Marker Frame="2" Type="1"/><Marker Frame="3" Type="2"/>
+        <Marker Frame="90" Type="3"/></ActionUnit>
+      <ActionUnit Number="57"><Marker Frame="1" Type="1"/><Marker Frame="99" Type="2"/></ActionUnit>
+    </ActionUnits>""")
+    # onset: AU12 starts first (10); apex: all AUs at apex by 24 (AU6); offset: AU12 neutral at 50,
+    # AU6 has no closing neutral marker, so its offset marker (44) counts. Blink (45) and head (57) ignored.
+    assert mmi.parse_oao(path) == mmi.Timing(onset=9, apex=23, offset=49)
+
+
+@pytest.mark.parametrize(
+    "body, detail",
+    [
+        ('<ActionUnit Number="45"><Marker Frame="2" Type="1"/><Marker Frame="3" Type="2"/></ActionUnit>',
+         "no facial action unit"),
+        ('<ActionUnit Number="12"><Marker Frame="2" Type="1"/></ActionUnit>', "no facial action unit"),
+        ('<ActionUnit Number="12"><Marker Frame="x" Type="1"/></ActionUnit>', "without an integer Frame"),
+        ('<ActionUnit Number="12"><Marker Frame="0" Type="1"/><Marker Frame="5" Type="2"/></ActionUnit>', "1-based"),
+        ('<ActionUnit Number="12"><Marker', "not well-formed XML"),
+    ],
+)
+def test_oao_parser_names_unusable_timing(tmp_path, body, detail):
+    path = _xml(tmp_path, f"<ActionUnits>{body}</ActionUnits>")
+    with pytest.raises(InputError, match=detail) as error:
+        mmi.parse_oao(path)
+    assert error.value.reason == "bad_label" and error.value.path == str(path)
+
+
+def test_emotion_and_session_parsers(tmp_path):
+    assert mmi.parse_emotion(_xml(tmp_path, '<Metatags><Metatag Name="Emotion" Value="4"/></Metatags>')) == 4
+    assert mmi.parse_emotion(_xml(tmp_path, '<Metatags><Metatag Name="Gender" Value="Male"/></Metatags>')) is None
+    with pytest.raises(InputError, match="not a number"):
+        mmi.parse_emotion(_xml(tmp_path, '<Metatags><Metatag Name="Emotion" Value="happy"/></Metatags>'))
+    session = '<session><subject id="{}"/><track view="{}"/></session>'
+    assert mmi.parse_session(_xml(tmp_path, session.format(34, 1)), "S034-022.avi") == (34, "1")
+    # Without <subject id>, the recording's name says whose it is.
+    assert mmi.parse_session(_xml(tmp_path, "<session><track view='0'/></session>"), "S007-001.avi") == (7, "0")
+    with pytest.raises(InputError, match="subject"):
+        mmi.parse_session(_xml(tmp_path, "<session/>"), "recording.avi")
+
+
+def test_dummy_sessions_parse_to_their_written_timing():
+    for folder in sorted(SESSIONS.glob("10*")):
+        (oao,) = folder.glob("*-oao_aucs.xml")
+        timing = mmi.parse_oao(oao)
+        assert 0 <= timing.onset < timing.apex < timing.offset
+        subject, view = mmi.parse_session(folder / "session.xml", next(folder.glob("*.avi")).name)
+        assert view == "0" and mmi.fold_of_subject(subject) == subject % 10
+
+
+def test_fold_rule_and_cross_validation_splits():
+    assert [mmi.fold_of_subject(s) for s in (1, 10, 34, 75)] == [1, 0, 4, 5]
+    train, val = mmi.cross_validation_splits(4)
+    assert val == "fold4" and train.split("+") == [f"fold{f}" for f in range(10) if f != 4]
+
+
+def test_video_window_reads_onset_to_apex_and_names_short_videos():
+    video = str(next((SESSIONS / "101").glob("*.avi")))
+    window = VideoWindow(video, 2, 9)
+    assert window.count() == 7 and window.name == video
+    whole = VideoFile(video).frames_at([2, 5, 8])
+    frames = window.frames_at([0, 3, 6])
+    assert all(np.array_equal(frames[k], whole[k + 2]) for k in (0, 3, 6))
+    with pytest.raises(InputError, match="window ends at frame 999") as error:
+        VideoWindow(video, 2, 1000).count()
+    assert error.value.reason == "truncated"
+
+
+# ----------------------------------------------------------------------------------------------------
+# TFDS's own builder checks, in-process while the command-line builds run (it reads through
+# as_dataset, which ArrayRecord files do not support, so this one builds TFRecords).
+
+
+@pytest.mark.usefixtures("builds")  # start the command-line builds now: they run beside this one
+class MmiGray64Test(tfds.testing.DatasetBuilderTestCase):
+    DATASET_CLASS = mmi.Builder
+    EXAMPLE_DIR = DUMMY
+    BUILDER_CONFIG_NAMES_TO_TEST = ["gray64_t8"]
+    SPLITS = KEPT
+    SKIP_CHECKSUMS = True
+
+    def _make_builder(self, config=None):
+        return self.dataset_class(data_dir=self.tmp_dir, config=config, version=self.VERSION, file_format="tfrecord")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Builds of the dummy corpus
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory):
+    """The two command-line builds of this file, started by the first test that needs them (the
+    TFDS builder test case, so that they run while it builds in-process)."""
+    started = {
+        "fer_jax": fer_jax_build("mmi/gray64_t8", DUMMY, tmp_path_factory.mktemp("fer_jax_build")),
+        "tfds": tfds_build("mmi", "lemhi", DUMMY, tmp_path_factory.mktemp("tfds_build")),
+    }
+    yield started
+    for build in started.values():
+        build.stop()
+
+
+@pytest.fixture(scope="module")
+def built(builds):
+    done = builds["fer_jax"].result()
+    data_dir = pathlib.Path(done.args[done.args.index("--data-dir") + 1])
+    return data_dir, done, build_report("mmi/gray64_t8", data_dir)
+
+
+def test_fer_jax_build_exits_3_and_reports_each_bad_file(built):
+    _, done, report = built
+    assert done.returncode == 3, done.stderr[-3000:]
+    assert report["kept"] == KEPT
+    sessions = "data_builders/mmi/dummy_data/Sessions"
+    assert {(relative(s["path"]), s["reason"], s["split"]) for s in report["skipped_files"]} == {
+        (f"{sessions}/301/S004-002.avi", "zero_byte", "fold4"),
+        (f"{sessions}/302/S005-002.avi", "truncated", "fold5"),
+        (f"{sessions}/303/S006-002.avi", "no_face", "fold6"),
+        (f"{sessions}/304/S007-002.xml", "bad_label", "fold7"),
+        (f"{sessions}/305/S008-002-oao_aucs.xml", "missing", "fold8"),
+    }
+    assert report["excluded_by_reason"] == {"no_emotion_label": 1, "view_1": 1, "no_video": 1}
+    assert report["frames_per_second_per_core"] > 0
+
+
+def test_records_carry_timing_labels_and_disjoint_subject_folds(built):
+    data_dir = built[0]
+    source = tfds.data_source("mmi/gray64_t8", split="+".join(f"fold{f}" for f in range(10)),
+                              data_dir=str(data_dir), download=False)
+    records = {(r["clip_id"].decode() if isinstance(r["clip_id"], bytes) else r["clip_id"]): r for r in source}
+    assert len(records) == 10
+    for key, record in records.items():
+        session = SESSIONS / key.split("/")[0]
+        timing = mmi.parse_oao(next(session.glob("*-oao_aucs.xml")))
+        assert (record["onset"], record["apex"], record["offset"]) == (timing.onset, timing.apex, timing.offset)
+        assert mmi.CLASSES[record["label"]] == mmi.CLASSES[mmi.parse_emotion(next(session.glob("S*[0-9].xml"))) - 1]
+        assert record["frames"].shape == (8, 64, 64, 1) and np.isfinite(record["landmarks"]).all()
+    folds = [subjects_of("mmi/gray64_t8", data_dir, f"fold{f}") for f in range(10)]
+    assert folds == [{f"S{subject:03d}"} for subject in (10, 1, 2, 3, 4, 5, 6, 7, 8, 9)]  # subject mod 10
+    everyone = [s for subjects in folds for s in subjects]
+    assert len(everyone) == len(set(everyone))
+
+
+def test_records_feed_two_training_steps(built, tmp_path):
+    train_split, val_split = mmi.cross_validation_splits(0)
+    results = train_two_steps("mmi/gray64_t8", built[0], train_split, val_split, 6, tmp_path)
+    assert results["steps"] == 2 and results["num_train_clips"] == 9 and results["num_val_clips"] == 1
+
+
+def test_tfds_build_command_builds_the_lemhi_config(builds):
+    done = builds["tfds"].result()
+    assert done.returncode == 0, done.stderr[-3000:]
+    data_dir = done.args[done.args.index("--data_dir") + 1]
+    source = tfds.data_source("mmi/lemhi", split="fold1+fold2", data_dir=data_dir, download=False)
+    assert len(source) == 2
+    record = source[0]
+    assert record["lemhi"].shape == (112, 112, 1) and record["lemhi"].max() > 0
+    # The clip is onset..apex: all its frames are real (fewer than 32), the rest is padding.
+    assert record["frame_mask"].sum() == record["apex"] - record["onset"] + 1
