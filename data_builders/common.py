@@ -196,3 +196,12 @@ def generate_clip_examples(
             frames += source_frames
             yield item.key, example
     report.add_throughput(split, frames, time.perf_counter() - start, num_workers)
+
+
+class WritesBuildReport:
+    """Builder mixin: write `self.report` as build_report.json beside the records, also under
+    `tfds build`, which knows nothing of the report. `_split_generators` must set `self.report`."""
+
+    def _download_and_prepare(self, dl_manager, download_config):
+        super()._download_and_prepare(dl_manager, download_config)
+        self.report.write(self.data_dir)

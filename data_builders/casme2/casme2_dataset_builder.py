@@ -186,7 +186,7 @@ GRAY64_T8 = ClipConfig(num_frames=8, size=64, grayscale=True, need_audio=False)
 LEMHI = ClipConfig(size=112, grayscale=True, need_audio=False, variable_length=True, max_frames=32, lemhi=True)
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
     """CASME II micro-expressions (onset -> apex) as aligned-face clips, one split per subject."""
 
     VERSION = tfds.core.Version("1.0.0")

@@ -23,7 +23,7 @@ class DemoAvConfig(tfds.core.BuilderConfig):
         self.clip = clip
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
     """Synthetic expressions (7 classes) on real faces, subject-disjoint train/validation."""
 
     VERSION = tfds.core.Version("1.0.0")

@@ -235,7 +235,7 @@ GRAY64_T8 = ClipConfig(num_frames=8, size=64, grayscale=True, need_audio=False)
 LEMHI = ClipConfig(size=112, grayscale=True, need_audio=False, variable_length=True, max_frames=32, lemhi=True)
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
     """MMI frontal emotion videos (onset -> apex) as aligned-face clips, in 10 subject folds."""
 
     VERSION = tfds.core.Version("1.0.0")
