@@ -20,7 +20,7 @@ import tensorflow_datasets as tfds
 
 from data_builders import common
 from data_builders.afew import afew_dataset_builder as afew
-from data_builders.afew import one_pool
+from data_builders import one_pool
 from data_builders.afew.make_dummy_data import DARK, GOOD
 from fer_jax.errors import ConfigError, FerJaxError, InputError
 

@@ -24,7 +24,7 @@ import re
 import tensorflow_datasets as tfds
 
 from data_builders import common
-from data_builders.afew import one_pool
+from data_builders import one_pool
 from fer_jax.errors import ConfigError, InputError
 from fer_jax.preprocess.clip import ClipConfig
 

@@ -12,7 +12,7 @@ import pathlib
 
 import tensorflow_datasets as tfds
 
-from data_builders import common
+from data_builders import common, one_pool
 from data_builders.demo_av import synth
 from fer_jax.preprocess.clip import ClipConfig
 
@@ -58,7 +58,7 @@ class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager):
         raw = self._raw_dir(dl_manager)
         manifest = json.loads((raw / "manifest.json").read_text())
-        self.report = common.BuildReport()
+        self.report = one_pool.CorpusReport()
         items = {"train": [], "validation": []}
         for entry in manifest["clips"]:
             items[entry["split"]].append(
@@ -66,7 +66,9 @@ class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
                     key=entry["path"], path=str(raw / entry["path"]), label=entry["label"], subject=entry["subject"]
                 )
             )
-        return {split: self._generate_examples(split, split_items) for split, split_items in items.items()}
+        # One worker pool for both splits: a spawned worker takes seconds to import and load dlib.
+        streams = one_pool.split_generators(items, self.builder_config.clip, self.report)
+        return {split: self._generate_examples(stream) for split, stream in streams.items()}
 
-    def _generate_examples(self, split, items):
-        yield from common.generate_clip_examples(items, self.builder_config.clip, split, self.report)
+    def _generate_examples(self, stream):
+        yield from stream

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_builders import common
-from data_builders.afew import one_pool
+from data_builders import one_pool
 from fer_jax.errors import ConfigError, InputError
 from fer_jax.preprocess.clip import ClipConfig
 

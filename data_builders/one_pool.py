@@ -13,8 +13,8 @@ other, in the order `_split_generators` returns them, so the examples arrive in 
 written. Only if a generator is consumed out of that order are the examples of the other splits
 it meets queued in memory until their split's turn (correct, just not streaming).
 
-The afew, savee, ravdess and crema_d builders share this module. It belongs in
-`data_builders/common.py` (as does ck_plus/pooled.py; one of the two should be the shared one).
+The demo_av, afew, savee, ravdess and crema_d builders share this module (ck_plus/pooled.py does
+the same job holding examples in memory; the two should become one).
 """
 
 from __future__ import annotations
