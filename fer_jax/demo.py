@@ -26,7 +26,7 @@ def demo_config(workdir: str = "workdir/demo", data_dir: str = "") -> Experiment
             name="cnn3d_convlstm", kwargs={"conv_features": [8, 16, 32], "dropout": 0.3, "standardize_clips": True}
         ),
         augment=AugmentConfig(),
-        train=TrainConfig(learning_rate=2e-3, num_epochs=8, eval_every_epochs=8, log_every_steps=8),
+        train=TrainConfig(learning_rate=2e-3, num_epochs=7, eval_every_epochs=7, log_every_steps=8),
     )
 
 
