@@ -11,6 +11,7 @@ import dataclasses
 import importlib.util
 import json
 import pathlib
+import sys
 import types
 import typing
 from typing import Any
@@ -53,6 +54,15 @@ class AugmentConfig:
     rotate_prob: float = 0.5
     flip_prob: float = 0.5
     enabled: bool = True
+    # Random crops (off at 0): pad each clip by this many edge pixels, cut a frame-sized window at
+    # a random offset (one per clip, all frames alike).
+    crop_pad: int = 0
+    # SpecAugment-style masks on audio spectrograms (off at 0): this many time / frequency bands of
+    # up to the given width, set to the clip's mean.
+    time_masks: int = 0
+    time_mask_width: int = 10
+    freq_masks: int = 0
+    freq_mask_width: int = 8
 
 
 @dataclasses.dataclass
@@ -64,6 +74,11 @@ class TrainConfig:
     checkpoint_every_steps: int = 0  # 0: checkpoint at every evaluation only
     seed: int = 0
     log_every_steps: int = 10
+    # A step with a non-finite loss or gradient: "error" stops training naming it (the last good
+    # checkpoint is kept); "skip" leaves the state as it was and counts it, up to max_skipped_steps.
+    nonfinite: str = "error"
+    max_skipped_steps: int = 10
+    precision: str = "f32"  # "bf16": bfloat16 compute, float32 parameters and optimizer state
 
 
 @dataclasses.dataclass
@@ -88,7 +103,12 @@ def load_config(path: str | pathlib.Path, overrides: typing.Sequence[str] = ()) 
         raise ConfigError(f"{path}: config file not found (configs live in experiments/*.py)")
     spec = importlib.util.spec_from_file_location(f"fer_jax_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # A config may import helpers that sit beside it (experiments/_common.py).
+    sys.path.insert(0, str(path.resolve().parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.pop(0)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path}: a config file must define get_config() -> ExperimentConfig")
     config = module.get_config()

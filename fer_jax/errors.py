@@ -29,3 +29,18 @@ class ConfigError(FerJaxError):
 
 class CheckpointError(FerJaxError):
     """A checkpoint directory is missing, incomplete or does not match the config."""
+
+
+class Preempted(FerJaxError):
+    """Training stopped on SIGTERM/SIGINT after saving a checkpoint; rerunning resumes it.
+
+    `fer-jax train` exits with EXIT_STATUS (75, sysexits' EX_TEMPFAIL: a temporary failure, retry)."""
+
+    EXIT_STATUS = 75
+
+    def __init__(self, message: str, step: int, signal_name: str):
+        super().__init__(message)
+        self.step, self.signal_name = step, signal_name
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.step, self.signal_name))

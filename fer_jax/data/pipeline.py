@@ -70,12 +70,48 @@ def local_batch_size(global_batch_size: int) -> int:
     return global_batch_size // jax.process_count()
 
 
+class _ProcessShare(grain.MapDataset):
+    """This process's rows of every global batch of `parent`, and nothing else is read.
+
+    Local element j is global element (j // L) * G + p * L + j % L, for G the global batch size, L
+    the local one and p the process index: the global batches are those of one process reading
+    everything, so a run gives the same result on any number of hosts.
+    """
+
+    _MUTATES_ELEMENT_SPEC = False
+
+    def __init__(self, parent: grain.MapDataset, global_batch: int, local_batch: int, process: int):
+        super().__init__(parent)
+        self.global_batch, self.local_batch, self.process = global_batch, local_batch, process
+        self._length = len(parent) // global_batch * local_batch
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _parent_index(self, index: int) -> int:
+        step, row = divmod(index, self.local_batch)
+        return step * self.global_batch + self.process * self.local_batch + row
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        return self._parent[self._parent_index(index)]
+
+    def __str__(self) -> str:
+        return f"ProcessShare(process={self.process}, rows {self.local_batch} of {self.global_batch})"
+
+
 def train_iterator(source, config: DataConfig, num_epochs: int, keys) -> grain.DatasetIterator:
-    """A checkpointable iterator of this process's local batches: a fresh shuffle every epoch."""
+    """A checkpointable iterator of this process's local batches: a fresh shuffle every epoch.
+
+    Every process shuffles the whole split with the same seed and reads only its rows of each
+    global batch (see _ProcessShare)."""
+    local = local_batch_size(config.global_batch_size)
     ds = grain.MapDataset.source(source)
-    ds = ds[jax.process_index() :: jax.process_count()]
-    ds = ds.shuffle(seed=config.shuffle_seed).repeat(num_epochs).map(_Select(keys))
-    ds = ds.batch(local_batch_size(config.global_batch_size), drop_remainder=True)
+    ds = ds.shuffle(seed=config.shuffle_seed).repeat(num_epochs)
+    if jax.process_count() > 1:
+        ds = _ProcessShare(ds, config.global_batch_size, local, jax.process_index())
+    ds = ds.map(_Select(keys)).batch(local, drop_remainder=True)
     iter_ds = ds.to_iter_dataset()
     if config.worker_count > 0:
         iter_ds = iter_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=config.worker_count))

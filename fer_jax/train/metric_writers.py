@@ -5,9 +5,23 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import sys
 
 import numpy as np
-import tensorboardX
+
+
+def _import_tensorboardx():
+    """tensorboardX imports torch whenever it is installed (2.5 s at every training start) only to
+    accept torch tensors, which we never pass; hide torch while it loads unless already loaded."""
+    if "torch" in sys.modules:
+        import tensorboardX
+        return tensorboardX
+    sys.modules["torch"] = None  # makes `import torch` raise ImportError
+    try:
+        import tensorboardX
+    finally:
+        del sys.modules["torch"]
+    return tensorboardX
 
 
 def _is_finite_number(v) -> bool:
@@ -25,7 +39,7 @@ class MetricWriter:
         workdir = pathlib.Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         self._jsonl = open(workdir / "metrics.jsonl", "a")
-        self._tb = tensorboardX.SummaryWriter(str(workdir / "tensorboard"))
+        self._tb = _import_tensorboardx().SummaryWriter(str(workdir / "tensorboard"))
 
     def write(self, step: int, split: str, metrics: dict) -> None:
         if not self.enabled:
