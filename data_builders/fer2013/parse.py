@@ -27,7 +27,8 @@ SIDE = 48
 SPLIT_OF_USAGE = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"}
 COLUMNS = ("emotion", "pixels", "Usage")
 # Reason keys of BadRow, in the order the checks run (a row reports its first problem only).
-REASONS = ("wrong_column_count", "unknown_usage", "bad_label", "bad_pixels", "wrong_pixel_count")
+# "unreadable_line": a line the csv module rejects (e.g. a field over its 131,072-character limit).
+REASONS = ("unreadable_line", "wrong_column_count", "unknown_usage", "bad_label", "bad_pixels", "wrong_pixel_count")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -62,7 +63,14 @@ def parse_rows(lines: Iterable[str], name: str = "fer2013.csv") -> Iterator[Row 
             f"header {columns} lacks column(s) {missing}; fer2013.csv starts with the line 'emotion,pixels,Usage'",
         )
     where = {c: columns.index(c) for c in COLUMNS}
-    for fields in reader:
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:  # the reader goes on with the next line: only this row is lost
+            yield BadRow(reader.line_num, None, "unreadable_line", f"not a csv line ({e})")
+            continue
         line = reader.line_num
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue  # a blank line (e.g. at the end of the file) is not a row
@@ -117,7 +125,9 @@ def read_fer2013(path) -> tuple[dict[str, list[Row]], list[BadRow]]:
     """({split: rows in file order}, malformed rows) of the csv at `path`."""
     rows: dict[str, list[Row]] = {split: [] for split in SPLIT_OF_USAGE.values()}
     bad: list[BadRow] = []
-    with open(path, newline="", encoding="utf-8") as f:
+    # Bytes that are not UTF-8 become U+FFFD, so the row holding them fails its checks (a BadRow)
+    # rather than the whole file.
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
         for row in parse_rows(f, str(path)):
             if isinstance(row, BadRow):
                 bad.append(row)

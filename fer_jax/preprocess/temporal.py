@@ -18,5 +18,9 @@ def sample_indices(num_frames: int, length: int) -> np.ndarray:
         raise ValueError(f"cannot sample frames from an empty clip (num_frames={num_frames})")
     if length <= 0:
         raise ValueError(f"length must be positive, got {length}")
-    positions = np.linspace(0.0, num_frames - 1, length)
-    return np.floor(positions + 0.5).astype(np.int64)
+    if length == 1:
+        return np.zeros(1, np.int64)
+    # Integer arithmetic: floor(i (n - 1) / (L - 1) + 1/2) exactly. Via floating-point linspace,
+    # exact halves (e.g. n = 16, L = 23) came out a hair below .5 and were rounded down.
+    i = np.arange(length, dtype=np.int64)
+    return (2 * i * (num_frames - 1) + (length - 1)) // (2 * (length - 1))

@@ -8,11 +8,13 @@ key that corpus builders count in their reports:
     undecodable      FFmpeg cannot read it as media (e.g. a text file renamed to .mp4)
     truncated        it starts like a media container but is cut short (or decoding fails mid-way)
     no_video_stream  a readable container without a video stream
+    unsupported_codec  a stream whose codec this FFmpeg build has no decoder for
     no_frames        a video stream that decodes to no frames
     no_audio         no audio stream, or one with no samples (only `read_audio` raises this)
 
 Frames are decoded one at a time, so `iter_video_frames` holds one frame in memory however long
-the video is. Rotation metadata (phone videos) is not applied: frames come out as stored.
+the video is. Rotation metadata (the display matrix of phone videos) is applied, in multiples of
+90 degrees, so frames come out as a player shows them and faces stand upright for the detector.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ def _looks_like_container(path) -> bool:
 def _decode_error(path, err: Exception, opened: bool) -> InputError:
     """Turn an FFmpeg error into an InputError; `opened` says whether the container header was read."""
     detail = getattr(err, "strerror", None) or str(err)  # FFmpeg's str() repeats the path
+    if isinstance(err, av.error.DecoderNotFoundError):
+        return _unsupported_codec(path, detail)
     if opened or _looks_like_container(path):
         return InputError(path, "truncated", f"media file is cut short or corrupt ({detail}); re-copy it from the source")
     return InputError(path, "undecodable", f"not a media file FFmpeg can read ({detail})")
@@ -96,10 +100,31 @@ def _open(path):
         container.close()
 
 
+def _unsupported_codec(path, detail: str) -> InputError:
+    message = f"no decoder for its codec in this FFmpeg build ({detail}); convert it, e.g. to H.264"
+    return InputError(path, "unsupported_codec", message)
+
+
+def _checked(stream, path):
+    # An unknown codec (FourCC) leaves the stream without a codec context; say so before decoding.
+    if stream.codec_context is None:
+        tag = getattr(stream, "codec_tag", None) or "unknown"
+        raise _unsupported_codec(path, f"{stream.type} codec tag {tag!r}")
+    return stream
+
+
 def _video_stream(container, path):
     if not container.streams.video:
         raise InputError(path, "no_video_stream", "file has no video stream (is it audio only?)")
-    return container.streams.video[0]
+    return _checked(container.streams.video[0], path)
+
+
+def _upright(frame) -> np.ndarray:
+    """(H, W, 3) uint8 RGB as displayed: turned by the display matrix's rotation, which FFmpeg gives
+    as the angle (degrees) the picture is turned counterclockwise for display."""
+    array = frame.to_ndarray(format="rgb24")
+    quarter_turns = int(round((getattr(frame, "rotation", 0) or 0) / 90)) % 4
+    return np.ascontiguousarray(np.rot90(array, k=quarter_turns)) if quarter_turns else array
 
 
 def _fps(stream) -> float:
@@ -116,7 +141,7 @@ def _decoded_frames(container, stream, path) -> Iterator[tuple[np.ndarray, float
             time = frame.time
             if time is None:
                 time = count / fps if fps else float(count)
-            yield frame.to_ndarray(format="rgb24"), float(time)
+            yield _upright(frame), float(time)
             count += 1
     except av.error.FFmpegError as err:
         raise _decode_error(path, err, opened=True) from None
@@ -168,7 +193,7 @@ def read_audio(path, sample_rate: int = 16000) -> np.ndarray:
         if not container.streams.audio:
             message = "file has no audio stream; audio-visual models need one (need_audio=False skips audio)"
             raise InputError(path, "no_audio", message)
-        stream = container.streams.audio[0]
+        stream = _checked(container.streams.audio[0], path)
         source_rate = stream.rate
         # Converting to planar float at the source rate and layout normalises int16/int32/float/
         # double and packed/planar inputs into (channels, samples) float32 arrays.
