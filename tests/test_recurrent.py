@@ -137,3 +137,24 @@ def test_shape_errors_are_config_errors(pair):
         ours(jnp.zeros((B, D)))
     with pytest.raises(ConfigError, match="mask shape"):
         ours(jnp.zeros((B, T, D)), jnp.ones((B, T + 1), bool))
+
+
+def test_scan_matches_jax_experimental_rnn_reference_on_cudnn_packed_weights(pair):
+    """Our scan against jax.experimental.rnn.lstm_ref, fed the weights through our cuDNN packing and
+    JAX's own unpacking: the same outputs (f32, 1e-5) means the GPU path reads the weights we train."""
+    from jax.experimental import rnn
+
+    from fer_jax.models.recurrent import cudnn_weights
+
+    ours, _ = pair
+    x = jnp.asarray(_inputs(1))
+    flat = cudnn_weights(ours)
+    assert flat.shape == (rnn.get_num_params_in_lstm(D, H, LAYERS, True),)
+    w_ih, w_hh, b_ih, b_hh = rnn.unpack_lstm_weights(flat, D, H, LAYERS, True)
+    zeros = jnp.zeros((2 * LAYERS, B, H))
+    ref_out, h_n, _ = rnn.lstm_ref(x, zeros, zeros, w_ih, w_hh, b_ih, b_hh, jnp.full((B,), T, jnp.int32),
+                                   D, H, LAYERS, 0.0, True)
+    out, final = _forward(ours, x, None)
+    np.testing.assert_allclose(out, ref_out, atol=TOL, rtol=0)
+    np.testing.assert_allclose(final, jnp.concatenate([h_n[-2], h_n[-1]], -1), atol=TOL, rtol=0)
+    assert not ours._cudnn_applies() or jax.default_backend() == "gpu"  # the scan ran here on CPU

@@ -135,8 +135,9 @@ class BLSTM(nnx.Module):
     Call: x (B, T, D), optional mask (B, T) bool (True = real step; e.g. a record's "frame_mask")
     -> (outputs (B, T, 2H) float32, zero at masked steps; final (B, 2H) float32 of the top layer).
     Masked steps are skipped by both directions wherever they are, so padding a clip never changes
-    its result. Dropout acts between layers, not after the last, as in torch; it follows
-    model.train() / model.eval().
+    its result. On GPU, without a mask, in float32 and with no dropout acting, `cudnn` runs cuDNN's
+    fused LSTM (jax.experimental.rnn) on the same weights instead of the scan. Dropout acts between
+    layers, not after the last, as in torch; it follows model.train() / model.eval().
     """
 
     def __init__(
@@ -147,6 +148,7 @@ class BLSTM(nnx.Module):
         num_layers: int = 1,
         dropout: float = 0.0,
         unroll: int = 1,
+        cudnn: bool = True,
         dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
@@ -154,6 +156,10 @@ class BLSTM(nnx.Module):
             raise ConfigError(f"BLSTM: num_layers and hidden must be >= 1, got {num_layers} and {hidden}.")
         self.hidden = hidden
         self.out_features = 2 * hidden
+        self.in_features = in_features
+        self.num_layers = num_layers
+        self.cudnn = cudnn
+        self.dtype = dtype
         self.layers = nnx.List(
             BidirectionalLSTMLayer(
                 in_features if k == 0 else 2 * hidden, hidden, unroll=unroll, dtype=dtype, rngs=rngs
@@ -165,6 +171,8 @@ class BLSTM(nnx.Module):
     def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         if x.ndim != 3:
             raise ConfigError(f"BLSTM expects (B, T, D) inputs, got shape {x.shape}.")
+        if mask is None and self._cudnn_applies():
+            return self._cudnn_forward(x)
         if mask is None:
             mask = jnp.ones(x.shape[:2], jnp.bool_)
         elif mask.shape != x.shape[:2]:
@@ -176,3 +184,30 @@ class BLSTM(nnx.Module):
                 x = self.dropout(x)
             x, final = layer(x, mask)
         return x, final
+
+    def _cudnn_applies(self) -> bool:
+        # cuDNN's LSTM (jax.experimental.rnn) only on GPU, in float32/TF32, for clips without a mask
+        # (it takes lengths, not masks) and where no dropout acts between layers (its dropout draws
+        # its own masks). Everywhere else the scan runs; it is also the reference.
+        return (self.cudnn and jax.default_backend() == "gpu" and self.dtype == jnp.float32
+                and (self.num_layers == 1 or self.dropout.deterministic or self.dropout.rate == 0))
+
+    def _cudnn_forward(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        from jax.experimental import rnn
+
+        b = x.shape[0]
+        zeros = jnp.zeros((2 * self.num_layers, b, self.hidden), jnp.float32)
+        lengths = jnp.full((b,), x.shape[1], jnp.int32)
+        outputs, h_n, _ = rnn.lstm(x.astype(jnp.float32), zeros, zeros, cudnn_weights(self), lengths,
+                                   self.in_features, self.hidden, self.num_layers, 0.0, True)
+        return outputs, jnp.concatenate([h_n[-2], h_n[-1]], axis=-1)
+
+
+def cudnn_weights(blstm: BLSTM) -> jax.Array:
+    """Our weights as the flat vector of jax.experimental.rnn (cuDNN's layout): W_ih, W_hh of each
+    layer and direction (forward first), then b_ih, b_hh in the same order. Torch's (4H, D)
+    matrices and i, f, g, o gate order are cuDNN's, so nothing is transposed."""
+    cells = [c for layer in blstm.layers for c in (layer.forward_cell, layer.backward_cell)]
+    weights = [w[...] for c in cells for w in (c.weight_ih, c.weight_hh)]
+    biases = [b[...] for c in cells for b in (c.bias_ih, c.bias_hh)]
+    return jnp.concatenate([a.reshape(-1) for a in weights + biases])
