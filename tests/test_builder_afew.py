@@ -1,7 +1,7 @@
 """data_builders/afew: the layout and label parsing, the gamma correction of dark clips, and builds
 of the dummy AFEW (owner's layout, with broken files) through `fer-jax build` (exit 3, each bad
 file in build_report.json), `tfds build` and TFDS's builder test case; the records keep the
-official train/validation split and train a model.
+official train/validation split (tests/test_experiments.py trains on them).
 
 The helpers of the first section are shared with the SAVEE, RAVDESS and CREMA-D builder tests."""
 
@@ -291,10 +291,3 @@ def test_records_keep_the_official_split_and_the_folder_labels(builds):
             assert afew.CLASSES[record["label"]] == pathlib.PurePath(clip_id).parent.name.lower()
             assert text(record["subject"]) == "unknown"
             assert record["frames"].shape == (8, 64, 64, 1) and record["log_mel"].shape == (300, 64)
-
-
-def test_records_feed_two_training_steps(builds, tmp_path):
-    builds.fer_jax()
-    results = train_two_steps(NAME, builds.fer_jax_dir, "train", "validation", len(afew.CLASSES), tmp_path)
-    assert results["steps"] == 2 and results["num_train_clips"] == 4 and results["num_val_clips"] == 3
-    assert np.isfinite(results["val_accuracy"])

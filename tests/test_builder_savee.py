@@ -1,21 +1,21 @@
 """data_builders/savee: the strict file-name parser, the published speaker folds and random 80:20
 split, and builds of the dummy SAVEE (owner's layout, with broken files) through `fer-jax build`
 (exit 3, each bad file in build_report.json), `tfds build` and TFDS's builder test case; the
-folds are speaker-disjoint, train/test is the published table, and the records train a model."""
+folds are speaker-disjoint and train/test is the published table (tests/test_experiments.py
+trains on them)."""
 
 from __future__ import annotations
 
 import collections
 import pathlib
 
-import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from data_builders.savee import savee_dataset_builder as savee
 from data_builders.savee.make_dummy_data import GOOD
 from fer_jax.errors import ConfigError, InputError
-from test_builder_afew import Builds, records, relative, text, train_two_steps
+from test_builder_afew import Builds, records, relative, text
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DUMMY = ROOT / "data_builders" / "savee" / "dummy_data"
@@ -119,13 +119,6 @@ def test_folds_are_speaker_disjoint_and_random_split_follows_the_table(builds):
     for record in records(NAME, builds.fer_jax_dir, "train+test"):
         assert savee.parse_name(f"AudioVisualClip/{text(record['clip_id'])}.avi")[1] == record["label"]
         assert record["frames"].shape == (8, 64, 64, 1) and record["log_mel"].shape == (400, 64)
-
-
-def test_records_feed_two_training_steps(builds, tmp_path):
-    builds.fer_jax()
-    results = train_two_steps(NAME, builds.fer_jax_dir, "fold1+fold2+fold3", "fold0", len(savee.CLASSES), tmp_path)
-    assert results["steps"] == 2 and results["num_train_clips"] == 6 and results["num_val_clips"] == 2
-    assert np.isfinite(results["val_accuracy"])
 
 
 def test_configs_and_a_wrong_manual_dir():

@@ -315,31 +315,6 @@ def test_splits_are_the_official_subject_disjoint_partitions(built):
         assert not subjects[a] & subjects[b]
 
 
-def test_records_train_the_valence_model(built, tmp_path):
-    """Two steps of send_valence_lstm (video + audio, tiny widths) on the records, and an evaluation."""
-    import jax
-
-    import fer_jax.models.valence  # noqa: F401  (registers "send_valence_lstm")
-    from fer_jax.config import AugmentConfig, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
-    from fer_jax.train.loop import train
-
-    data_dir, _ = built
-    model = {"in_channels": 1, "frame_backbone_kwargs": {"blocks": [[4], [8]]}, "projection_dim": 8,
-             "lstm_hidden": 8, "window": 4, "dropout": 0.0}
-    config = ExperimentConfig(
-        name="send_tiny",
-        workdir=str(tmp_path),
-        data=DataConfig(dataset="send/gray64_2hz", data_dir=str(data_dir), num_classes=1, frames=STEPS, size=64,
-                        channels=1, global_batch_size=2, eval_batch_size=2),
-        model=ModelConfig(name="send_valence_lstm", kwargs=model),
-        augment=AugmentConfig(enabled=False),
-        train=TrainConfig(learning_rate=1e-3, max_steps=2, log_every_steps=1),  # the loop checks each loss is finite
-    )
-    results, _ = train(config, devices=jax.devices()[:1])  # 3 training videos: batches of 2 on one device
-    assert results["steps"] == 2 and results["num_train_clips"] == 3 and results["num_val_clips"] == 1
-    assert -1.0 <= results["val_ccc"] <= 1.0
-
-
 @pytest.mark.slow
 def test_tfds_build_command_builds_the_folder(tmp_path):
     """`tfds build data_builders/send --manual_dir ... --data_dir ...`, through the CLI's `build`
