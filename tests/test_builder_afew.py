@@ -115,27 +115,6 @@ def records(name: str, data_dir, split: str) -> list[dict]:
     return list(tfds.data_source(name, split=split, data_dir=str(data_dir), download=False))
 
 
-def train_two_steps(name: str, data_dir, train_split: str, val_split: str, num_classes: int, workdir) -> dict:
-    """Two steps of the trainer on the records, with a tiny 3D-CNN + ConvLSTM (tests/test_train.py's
-    layers) on one device, so a batch of 2 fits the dummy corpora's few clips."""
-    import jax
-
-    from fer_jax.config import AugmentConfig, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
-    from fer_jax.train.loop import train
-
-    config = ExperimentConfig(
-        name=name.replace("/", "_"),
-        workdir=str(workdir),
-        data=DataConfig(dataset=name, data_dir=str(data_dir), train_split=train_split, val_split=val_split,
-                        num_classes=num_classes, frames=8, size=64, global_batch_size=2, eval_batch_size=2),
-        model=ModelConfig(kwargs={"frames": 8, "size": 64, "conv_features": [4, 8, 8], "convlstm_filters": 4}),
-        augment=AugmentConfig(),
-        train=TrainConfig(learning_rate=3e-3, max_steps=2, log_every_steps=1),
-    )
-    results, _ = train(config, devices=jax.devices()[:1])
-    return results
-
-
 # ----------------------------------------------------------------------------------------------------
 # data_builders/afew/one_pool.py: one pool for all splits, each split's examples dealt to its generator
 

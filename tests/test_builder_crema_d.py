@@ -1,20 +1,19 @@
 """data_builders/crema_d: the strict file-name parser, the published sex-balanced actor folds, and
 builds of the dummy CREMA-D (owner's layout, with broken files) through `fer-jax build` (exit 3,
 each bad file in build_report.json), `tfds build` and TFDS's builder test case; the folds are
-actor-disjoint in the records, which train a model."""
+actor-disjoint in the records (tests/test_experiments.py trains on them)."""
 
 from __future__ import annotations
 
 import pathlib
 
-import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from data_builders.crema_d import crema_d_dataset_builder as crema
 from data_builders.crema_d.make_dummy_data import GOOD
 from fer_jax.errors import ConfigError, InputError
-from test_builder_afew import Builds, records, relative, text, train_two_steps
+from test_builder_afew import Builds, records, relative, text
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DUMMY = ROOT / "data_builders" / "crema_d" / "dummy_data"
@@ -130,14 +129,6 @@ def test_folds_are_actor_disjoint_in_the_records(builds):
     assert all(len(folds) == 1 for folds in seen.values())
     assert sorted(text(r["clip_id"]) for r in records(NAME, builds.fer_jax_dir, ALL_FOLDS)) == sorted(
         f"{stem}.flv" for stem in GOOD)
-
-
-def test_records_feed_two_training_steps(builds, tmp_path):
-    builds.fer_jax()
-    train_split = "fold1+fold2+fold3+fold4"
-    results = train_two_steps(NAME, builds.fer_jax_dir, train_split, "fold0", len(crema.CLASSES), tmp_path)
-    assert results["steps"] == 2 and results["num_train_clips"] == 4 and results["num_val_clips"] == 2
-    assert np.isfinite(results["val_accuracy"])
 
 
 def test_configs_and_a_wrong_manual_dir():

@@ -86,3 +86,20 @@ def test_av_model_on_a_video_without_sound_is_a_clear_error(av_run, videos, tmp_
     assert "audio-visual" in caught.value.message
     assert main(["predict", videos["silent"], "--checkpoint", av_run, "--out", str(tmp_path / "t.json")]) == 2
     assert "silent.mp4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rate, channels", [(44100, 2), (8000, 1)])
+def test_stereo_and_8k_sound_reach_the_model_as_the_records_have_it(av_run, tmp_path, rate, channels):
+    """Any rate and layout is averaged to mono and resampled to the clip's 16 kHz, as read_audio does
+    for the records (tests/test_bad_input.py builds the same files)."""
+    from test_bad_input import face_frames, write
+
+    path = str(write(tmp_path / f"tone_{rate}_{channels}.avi", face_frames(n=20), audio=(rate, channels)))
+    model = load_model(av_run)
+    windows = list(iter_windows(path, model.clip, model.keys, window=2, stride=5))
+    whole = read_audio(path, 16000)
+    assert len(windows) == 4
+    for w in windows:
+        first = int(round(w.start_time * 16000))
+        expected = audio_outputs(whole[first: first + 8000], CLIP)["waveform_image"]
+        np.testing.assert_array_equal(w.inputs["waveform_image"], expected)

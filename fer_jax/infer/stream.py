@@ -160,6 +160,11 @@ def iter_windows(path, clip: ClipConfig, keys, *, window: int, stride: int, all_
             stats.duration = end
             if gap_start is not None:
                 stats.no_face_spans.append([gap_start, end])
+        if 0 < stats.num_frames < window:
+            # A video shorter than one window is one window of all its frames, from which the
+            # model's frames are picked as a short record's are (repeated); the face in every one.
+            yield from _complete_windows(rings, 0, stats.num_frames - 1, clip, keys, audio, stats,
+                                         length=stats.num_frames)
     finally:
         if audio is not None:
             audio.close()
@@ -169,9 +174,9 @@ def _frame_end(last_time: float, stats: StreamStats) -> float:
     return last_time + (1.0 / stats.fps if stats.fps else 0.0)
 
 
-def _complete_windows(rings, start, end, clip, keys, audio, stats) -> Iterator[Window]:
+def _complete_windows(rings, start, end, clip, keys, audio, stats, length=None) -> Iterator[Window]:
     for track_id, ring in sorted(rings.items()):
-        if len(ring) < ring.maxlen or ring[0].index != start:
+        if len(ring) < (length or ring.maxlen) or ring[0].index != start:
             continue  # the face is missing from some frame of this window: a gap, not a guess
         frames = list(ring)
         wave = audio.samples(frames[0].time, clip.audio_seconds) if audio is not None else None
