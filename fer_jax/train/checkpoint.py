@@ -70,6 +70,11 @@ def set_aside_incomplete(directory: pathlib.Path) -> list[pathlib.Path]:
     """
     moved = []
     if jax.process_index() == 0 and directory.is_dir():
+        # Tmp folders of killed saves: removed here, before the manager opens, rather than left to
+        # Orbax's own cleanup, which runs in the background and may not be done when training starts.
+        for tmp in directory.glob("*.orbax-checkpoint-tmp*"):
+            log.warning("%s: an unfinished save; deleting it", tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
         steps = [int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit()]
         newest_complete = max([s for s in steps if is_complete(directory, s)], default=-1)
         for step in sorted(s for s in steps if not is_complete(directory, s)):
