@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 import tqdm
 
+from fer_jax.data.record_features import array_feature
 from fer_jax.errors import InputError
 from fer_jax.preprocess.clip import AUDIO_FEATURES, ClipConfig, process_clip, process_frames
 
@@ -68,16 +69,12 @@ class ClipItem:
             raise ValueError(f"ClipItem {self.key}: extra fields {reserved} clash with fields the record already has")
 
 
-def _feature(shape: tuple[int, ...], dtype) -> tfds.features.FeatureConnector:
-    return tfds.features.Scalar(dtype=dtype) if shape == () else tfds.features.Tensor(shape=shape, dtype=dtype)
-
-
 def clip_features(clip: ClipConfig, class_names, extra_features: dict | None = None) -> tfds.features.FeaturesDict:
     """Record layout: one fixed-shape `tfds.features.Tensor` (or Scalar) per array output of
     `clip.record_spec()` (uint8 frames, float32 landmarks, audio features, ...; no Video feature:
     its NumPy decoding is not supported by `tfds.data_source`), the label (unless class_names is
     None), subject and clip id, and the builder's `extra_features` (name -> FeatureConnector)."""
-    features = {name: _feature(shape, dtype) for name, (shape, dtype) in clip.record_spec().items()}
+    features = {name: array_feature(shape, dtype) for name, (shape, dtype) in clip.record_spec().items()}
     if class_names is not None:
         features["label"] = tfds.features.ClassLabel(names=list(class_names))
     features["subject"] = tfds.features.Text()

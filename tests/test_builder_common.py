@@ -103,15 +103,16 @@ def test_report_counts_skips_and_throughput(built):
 
 
 def test_default_features_are_the_original_layout():
+    """The layout of version 1.0.0, but with fixed-shape arrays stored as raw bytes (1.1.0)."""
     features = common.clip_features(clip.ClipConfig(), ["a", "b"])
     original = tfds.features.FeaturesDict(
         {
-            "frames": tfds.features.Tensor(shape=(8, 64, 64, 1), dtype=np.uint8),
-            "landmarks": tfds.features.Tensor(shape=(8, 68, 2), dtype=np.float32),
+            "frames": tfds.features.Tensor(shape=(8, 64, 64, 1), dtype=np.uint8, encoding="bytes"),
+            "landmarks": tfds.features.Tensor(shape=(8, 68, 2), dtype=np.float32, encoding="bytes"),
             "label": tfds.features.ClassLabel(names=["a", "b"]),
             "subject": tfds.features.Text(),
             "clip_id": tfds.features.Text(),
-            "log_mel": tfds.features.Tensor(shape=(200, 64), dtype=np.float32),
+            "log_mel": tfds.features.Tensor(shape=(200, 64), dtype=np.float32, encoding="bytes"),
             "audio_frames": tfds.features.Scalar(dtype=np.int32),
         }
     )

@@ -111,7 +111,7 @@ def raw48(tmp_path_factory):
 def test_fer_jax_build_exits_3_and_reports_each_bad_row(raw48):
     data_dir, status = raw48
     assert status == 3  # built, with skips
-    report = json.loads((data_dir / "fer2013" / "raw48" / "1.0.0" / "build_report.json").read_text())
+    report = json.loads((data_dir / "fer2013" / "raw48" / "1.1.0" / "build_report.json").read_text())
     assert report["kept"] == KEPT
     lines = {int(s["path"].rsplit(":line ", 1)[1]): s["reason"] for s in report["skipped_files"]}
     assert lines == BAD_LINES
@@ -173,7 +173,7 @@ def test_tfds_build_command_builds_the_folder(tmp_path):
                "--manual_dir", str(DUMMY), "--data_dir", str(tmp_path)]
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    built = tmp_path / "fer2013" / "raw48" / "1.0.0"
+    built = tmp_path / "fer2013" / "raw48" / "1.1.0"
     assert sorted(p.name for p in built.glob("*.array_record-*")) == [
         f"fer2013-{split}.array_record-00000-of-00001" for split in ("test", "train", "validation")
     ]

@@ -267,7 +267,7 @@ def _records(data_dir, split):
 def test_fer_jax_build_exits_3_and_reports_each_bad_file(built):
     data_dir, status = built
     assert status == 3
-    report = json.loads((data_dir / "send" / "gray64_2hz" / "1.0.0" / "build_report.json").read_text())
+    report = json.loads((data_dir / "send" / "gray64_2hz" / "1.1.0" / "build_report.json").read_text())
     assert report["kept"] == KEPT and report["truncated"] == []
     assert {pathlib.Path(s["path"]).name: s["reason"] for s in report["skipped_files"]} == SKIPS
     assert report["source_frames"]["train"] > 0 and report["frames_per_second_per_core"] > 0
@@ -328,7 +328,7 @@ def test_tfds_build_command_builds_the_folder(tmp_path):
     command = [sys.executable, "-c", runner, "data_builders/send", "--manual_dir", str(DUMMY), "--data_dir", str(tmp_path)]
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    built = tmp_path / "send" / "gray64_2hz" / "1.0.0"
+    built = tmp_path / "send" / "gray64_2hz" / "1.1.0"
     report = json.loads((built / "build_report.json").read_text())  # written by the builder itself
     assert report["kept"] == KEPT and report["skipped"] == len(SKIPS)
     source = tfds.data_source("send/gray64_2hz", split="train", data_dir=str(tmp_path), download=False)

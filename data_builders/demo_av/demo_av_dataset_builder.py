@@ -26,8 +26,11 @@ class DemoAvConfig(tfds.core.BuilderConfig):
 class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
     """Synthetic expressions (7 classes) on real faces, subject-disjoint train/validation."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "First release.",
+        "1.1.0": "Array features stored as raw bytes (np.frombuffer to read, not a protobuf list per value).",
+    }
     BUILDER_CONFIGS = [
         DemoAvConfig(
             name="gray64_t8",

@@ -35,8 +35,11 @@ class Fer2013Config(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """FER2013 (Kaggle ICML 2013 challenge): angry, disgust, fear, happy, sad, surprise, neutral."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "First release.",
+        "1.1.0": "Array features stored as raw bytes (np.frombuffer to read, not a protobuf list per value).",
+    }
     BUILDER_CONFIGS = [
         Fer2013Config(
             name="raw48",
@@ -68,15 +71,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             side = parse.SIDE
             features = tfds.features.FeaturesDict(
                 {
-                    "image": tfds.features.Tensor(shape=(side, side, 1), dtype=np.uint8),
-                    "frames": tfds.features.Tensor(shape=(1, side, side, 1), dtype=np.uint8),
+                    "image": common.array_feature((side, side, 1), np.uint8),
+                    "frames": common.array_feature((1, side, side, 1), np.uint8),
                     "label": tfds.features.ClassLabel(names=list(parse.CLASSES)),
                     "subject": tfds.features.Text(),
                     "clip_id": tfds.features.Text(),
                 }
             )
         else:
-            image = tfds.features.Tensor(shape=(clip.size, clip.size, 1), dtype=np.uint8)
+            image = common.array_feature((clip.size, clip.size, 1), np.uint8)
             features = common.clip_features(clip, parse.CLASSES, extra_features={"image": image})
         return self.dataset_info_from_configs(
             features=features,

@@ -64,8 +64,11 @@ class SendBuildReport(common.BuildReport):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """SENDv1: per-step valence of self-paced emotional narratives, with faces and audio at 2 Hz."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "First release.",
+        "1.1.0": "Array features stored as raw bytes (np.frombuffer to read, not a protobuf list per value).",
+    }
     BUILDER_CONFIGS = [
         SendConfig(
             name="gray64_2hz",
@@ -89,9 +92,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         steps = self.builder_config.max_steps
         extra = {
-            "valence": tfds.features.Tensor(shape=(steps,), dtype=np.float32),
-            "valence_mask": tfds.features.Tensor(shape=(steps,), dtype=np.bool_),
-            "step_times": tfds.features.Tensor(shape=(steps,), dtype=np.float32),
+            "valence": common.array_feature((steps,), np.float32),
+            "valence_mask": common.array_feature((steps,), np.bool_),
+            "step_times": common.array_feature((steps,), np.float32),
         }
         return self.dataset_info_from_configs(
             features=common.clip_features(self.builder_config.clip, None, extra_features=extra),
