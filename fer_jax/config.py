@@ -36,6 +36,9 @@ class DataConfig:
     eval_batch_size: int = 64
     shuffle_seed: int = 0
     worker_count: int = 0  # grain worker processes; 0 reads in the main process
+    read_threads: int = 4  # threads reading whole batches in each reading process
+    prefetch_batches: int = 8  # batches read ahead in each reading process (grain's default, 500, is GBs)
+    device_prefetch: int = 2  # batches copied onto the devices ahead of the train step
     # Cross-validation runs for `fer-jax cv`: (name, train split, validation split) triples.
     cv_runs: tuple[tuple[str, str, str], ...] = ()
 

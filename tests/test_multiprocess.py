@@ -29,17 +29,27 @@ def _config(tiny_dataset, workdir):
                                augment=AugmentConfig(enabled=False))
 
 
-def test_process_shares_tile_the_single_process_batches():
-    import grain
+def test_process_shares_tile_the_single_process_batches(tiny_dataset):
+    """Each process's rows of every batch, side by side, are the batches one process reads alone
+    (epoch boundaries inside a batch included), and every epoch is a permutation of the split."""
+    from fer_jax.config import DataConfig
+    from fer_jax.data.pipeline import TrainBatches, open_source
 
-    from fer_jax.data.pipeline import _ProcessShare
-
-    ds = grain.MapDataset.range(37).shuffle(seed=3).repeat(2)
-    global_batches = list(ds.batch(8, drop_remainder=True))
-    shares = [list(_ProcessShare(ds, 8, 4, p).batch(4, drop_remainder=True)) for p in (0, 1)]
-    assert len(shares[0]) == len(shares[1]) == len(global_batches) == 9
-    for k, batch in enumerate(global_batches):
-        np.testing.assert_array_equal(np.concatenate([shares[0][k], shares[1][k]]), batch)
+    data_dir, name = tiny_dataset
+    source = open_source(DataConfig(dataset=name, data_dir=data_dir), "train")
+    n = len(source)  # 96 records: batches of 10 cross the epoch boundaries at 96 and 192
+    kwargs = dict(num_epochs=3, seed=5, global_batch=10)
+    whole = TrainBatches(source, ("frames", "label"), local_batch=10, process=0, **kwargs)
+    shares = [TrainBatches(source, ("frames", "label"), local_batch=5, process=p, **kwargs) for p in (0, 1)]
+    assert len(whole) == len(shares[0]) == 3 * n // 10
+    for k in (0, 9, 19, len(whole) - 1):
+        for key in ("frames", "label"):
+            np.testing.assert_array_equal(np.concatenate([shares[0][k][key], shares[1][k][key]]), whole[k][key])
+    order = np.concatenate([whole.record_indices(k) for k in range(len(whole))])
+    for epoch in range(2):
+        assert sorted(order[epoch * n : (epoch + 1) * n]) == list(range(n))
+    assert list(order[:n]) != list(order[n : 2 * n])  # a fresh order each epoch
+    assert whole[3]["label"].dtype == np.int32 and whole[3]["frames"].dtype == np.uint8
 
 
 def test_distributed_needs_all_three_settings(monkeypatch):

@@ -11,6 +11,7 @@ import pathlib
 import numpy as np
 import tensorflow_datasets as tfds
 
+from fer_jax.data.record_features import array_feature
 from fer_jax.errors import ConfigError
 
 NAME = "fer_jax_bench_synthetic"
@@ -55,7 +56,7 @@ def write_corpus(data_dir: str | pathlib.Path, keys, shape: RecordShape, num_rec
     """Write `num_records` random records holding `keys` (+ "label") into `data_dir` as a one-split
     ("train") array_record corpus; returns the dataset name for `tfds.data_source`."""
     keys = [k for k in dict.fromkeys(keys) if k != "label"]
-    features = {k: tfds.features.Tensor(shape=shape.spec(k)[0], dtype=shape.spec(k)[1]) for k in keys}
+    features = {k: array_feature(*shape.spec(k)) for k in keys}
     features["label"] = tfds.features.ClassLabel(num_classes=shape.num_classes)
 
     class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):

@@ -81,7 +81,9 @@ def train(config: ExperimentConfig, *, stop_after_steps: int | None = None, devi
     keys = steps.batch_keys(train_source.dataset_info.features)
     for split, source in ((config.data.train_split, train_source), (config.data.val_split, val_source)):
         pipeline.check_source_matches(config.data, source, split, keys)
-    data_iterator = pipeline.train_iterator(train_source, config.data, math.ceil(total_steps / steps_per_epoch), keys)
+    data_iterator = pipeline.DevicePrefetch(
+        pipeline.train_iterator(train_source, config.data, math.ceil(total_steps / steps_per_epoch), keys),
+        mesh, config.data.device_prefetch)
 
     # --- Checkpoints: resume from the newest complete one.
     manager = checkpoint.checkpoint_manager(workdir / "checkpoints")
@@ -122,7 +124,7 @@ def train(config: ExperimentConfig, *, stop_after_steps: int | None = None, devi
     with faults.PreemptionGuard() as guard:
         try:
             for step in range(start_step, stop_at):
-                batch = pipeline.to_global(next(data_iterator), mesh)
+                batch = next(data_iterator)  # already on the devices
                 state, metrics = steps.train(state, batch, step)
                 done = step + 1
                 monitor.add(done, metrics)  # device scalars, checked below before anything is saved
@@ -160,6 +162,7 @@ def train(config: ExperimentConfig, *, stop_after_steps: int | None = None, devi
             jax.block_until_ready(state)
             checkpoint.wait_until_finished(manager)
         finally:
+            data_iterator.close()  # stops reading (and any worker processes) now
             progress.close()
             writer.close()
 
