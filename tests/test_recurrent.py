@@ -158,3 +158,30 @@ def test_scan_matches_jax_experimental_rnn_reference_on_cudnn_packed_weights(pai
     np.testing.assert_allclose(out, ref_out, atol=TOL, rtol=0)
     np.testing.assert_allclose(final, jnp.concatenate([h_n[-2], h_n[-1]], -1), atol=TOL, rtol=0)
     assert not ours._cudnn_applies() or jax.default_backend() == "gpu"  # the scan ran here on CPU
+
+
+@pytest.mark.skipif(jax.default_backend() != "gpu", reason="cuDNN's LSTM exists on GPU only; the CPU runs the scan")
+def test_cudnn_path_equals_the_scan_on_gpu(pair):
+    """On a GPU, cuDNN's fused LSTM and our scan compute the same outputs and gradients from the same
+    weights (both at float32 matmul precision: TF32 would differ at ~1e-3)."""
+    ours, _ = pair
+    scan = nnx.clone(ours)
+    scan.cudnn = False
+    assert ours._cudnn_applies() and not scan._cudnn_applies()
+    x = jnp.asarray(_inputs(3))
+    weights = jnp.asarray(np.random.default_rng(4).standard_normal((B, T, 2 * H)), jnp.float32)
+
+    def loss(model, x):
+        out, final = model(x)
+        return (out * weights).sum() + final.sum()
+
+    grad = nnx.jit(nnx.grad(loss, argnums=(0, 1)))
+    with jax.default_matmul_precision("float32"):
+        out_cudnn, final_cudnn = _forward(ours, x, None)
+        out_scan, final_scan = _forward(scan, x, None)
+        (g_cudnn, gx_cudnn), (g_scan, gx_scan) = grad(ours, x), grad(scan, x)
+    np.testing.assert_allclose(out_cudnn, out_scan, atol=TOL, rtol=0)
+    np.testing.assert_allclose(final_cudnn, final_scan, atol=TOL, rtol=0)
+    np.testing.assert_allclose(gx_cudnn, gx_scan, atol=1e-4, rtol=0)
+    for a, b in zip(jax.tree.leaves(nnx.state(g_cudnn, nnx.Param)), jax.tree.leaves(nnx.state(g_scan, nnx.Param))):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
