@@ -20,6 +20,33 @@ def test_conv3d_by_taps_equals_lax_conv():
     np.testing.assert_allclose(grad, grad_ref, rtol=1e-4, atol=1e-3)
 
 
+def test_conv3d_by_taps_in_bfloat16_accumulates_in_float32():
+    """bfloat16 operands, float32 sums: the output and the kernel gradient are the float64 results on
+    the same bfloat16 numbers rounded once to bfloat16 (relative error <= 2^-8), and the float32
+    bias's gradient, a sum over 32768 positions, is exact to float32. (With the 27 partial sums
+    rounded to bfloat16, outputs where the taps cancel were off by up to 9x their own size.)"""
+    rng = np.random.default_rng(0)
+    bf16, f32 = jax.numpy.bfloat16, np.float32
+    x = rng.normal(size=(4, 8, 32, 32, 1)).astype(bf16)
+    kernel = (rng.normal(size=(3, 3, 3, 1, 8)) / 5).astype(bf16)
+    cotangent = rng.normal(size=(4, 8, 32, 32, 8)).astype(bf16).astype(f32)  # bfloat16 values
+    x64, kernel64, cotangent64 = (np.asarray(a, np.float64) for a in (x, kernel, cotangent))
+    dn = ("NDHWC", "DHWIO", "NDHWC")
+    with jax.enable_x64(True):
+        ref = np.asarray(jax.lax.conv_general_dilated(x64, kernel64, (1, 1, 1), "SAME", dimension_numbers=dn))
+        kernel_grad_ref = np.asarray(jax.grad(lambda k: (jax.lax.conv_general_dilated(
+            x64, k, (1, 1, 1), "SAME", dimension_numbers=dn) * cotangent64).sum())(kernel64))
+
+    out = jax.jit(conv3d_same_by_taps)(x, kernel)
+    assert out.dtype == bf16
+    np.testing.assert_allclose(np.asarray(out, np.float64), ref, rtol=2**-8, atol=1e-5)
+    grads = jax.jit(jax.grad(lambda k, b: (conv3d_same_by_taps(x, k, b).astype(f32) * cotangent).sum(),
+                             argnums=(0, 1)))(kernel, np.zeros(8, f32))
+    assert grads[0].dtype == bf16 and grads[1].dtype == f32
+    np.testing.assert_allclose(np.asarray(grads[0], np.float64), kernel_grad_ref, rtol=2**-8, atol=1e-3)
+    np.testing.assert_allclose(grads[1], cotangent64.sum(axis=(0, 1, 2, 3)), rtol=1e-5, atol=1e-3)
+
+
 @pytest.mark.parametrize("window", [(1, 2, 2), (2, 2, 2), (2, 3, 2)])
 def test_max_pool_valid_equals_flax(window):
     x = np.random.default_rng(1).normal(size=(2, 5, 9, 8, 3)).astype(np.float32)  # remainders on purpose

@@ -114,13 +114,16 @@ class ConvLSTM2D(nnx.Module):
             )
         b, t, h, w, c = x.shape
         kernel = self.kernel[...].astype(self.dtype)
-        recurrent_kernel = self.recurrent_kernel[...].astype(self.dtype)
+        recurrent_kernel = self.recurrent_kernel[...]  # cast in the step: see below
 
         # The input-to-state term does not depend on the state, so it is one big convolution over all
         # B*T frames (well shaped for the accelerator) instead of T small ones inside the scan.
+        # Its result goes to float32 before the bias: the bias's gradient sums the gates' cotangent
+        # over B*T*H*W positions, and a bfloat16 reduction rounds its accumulator at every add.
         gates_x = _conv(x.reshape(b * t, h, w, c).astype(self.dtype), kernel, self.padding.upper())
+        gates_x = gates_x.astype(jnp.float32)
         if self.bias is not None:
-            gates_x = gates_x + self.bias[...].astype(self.dtype)
+            gates_x = gates_x + self.bias[...]
         h_out, w_out = gates_x.shape[1:3]
         # Time-major for the scan, which iterates over the leading axis.
         gates_x = gates_x.reshape(b, t, h_out, w_out, 4 * self.filters).swapaxes(0, 1)
@@ -129,7 +132,9 @@ class ConvLSTM2D(nnx.Module):
             h_prev, c_prev = carry
             # Gate arithmetic and the cell state stay in float32: the cell accumulates over time and
             # low-precision sums would drift; only the convolutions run in the compute dtype.
-            z = gx.astype(jnp.float32) + _conv(h_prev.astype(self.dtype), recurrent_kernel, "SAME")
+            # The float32 kernel is cast here, inside the scan, so that the backward pass sums its
+            # per-step gradients in float32 rather than in the compute dtype.
+            z = gx + _conv(h_prev.astype(self.dtype), recurrent_kernel.astype(self.dtype), "SAME")
             z_i, z_f, z_c, z_o = jnp.split(z, 4, axis=-1)
             i = self.recurrent_activation(z_i)
             f = self.recurrent_activation(z_f)
