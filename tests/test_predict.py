@@ -12,18 +12,12 @@ import pytest
 import predict_videos
 from fer_jax.cli import main
 from fer_jax.errors import InputError
-from fer_jax.infer.loader import load_model
 from fer_jax.infer.predict import predict_video
 from fer_jax.infer.stream import StreamStats, iter_windows
 from fer_jax.preprocess.align import align_face
 from fer_jax.preprocess.clip import process_frames
 from fer_jax.preprocess.face import track_face
 from fer_jax.preprocess.temporal import sample_indices
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_run):
-    return load_model(tiny_run)
 
 
 @pytest.fixture(scope="module")

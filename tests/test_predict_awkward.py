@@ -10,18 +10,12 @@ import numpy as np
 import pytest
 
 from fer_jax.errors import InputError
-from fer_jax.infer.loader import load_model
 from fer_jax.infer.predict import predict_video
 from fer_jax.infer.stream import iter_windows
 from test_bad_input import VFR_PTS_MS, face_frames, write
 
 USABLE = ("vfr.mp4", "one_frame.avi", "face_at_edge.avi", "odd_161x119.avi", "upright.mp4", "rotated.mp4",
           "Ünïcødé clip ☺ 01.avi")
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_run):
-    return load_model(tiny_run)
 
 
 @pytest.fixture(scope="module")
