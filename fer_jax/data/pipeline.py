@@ -149,9 +149,11 @@ class TrainBatches(grain.MapDataset):
         return f"TrainBatches(process={self.process}, rows {self.local_batch} of {self.global_batch})"
 
     def _epoch_order(self, epoch: int) -> np.ndarray:
-        if self._order[0] != epoch:
-            self._order = (epoch, np.random.default_rng([self._seed, epoch]).permutation(self._records))
-        return self._order[1]
+        order = self._order  # read once: grain's reading threads call this concurrently
+        if order[0] != epoch:
+            order = (epoch, np.random.default_rng([self._seed, epoch]).permutation(self._records))
+            self._order = order
+        return order[1]
 
     def record_indices(self, index: int) -> np.ndarray:
         """Which records batch `index` holds, for this process, in order."""
