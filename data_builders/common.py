@@ -38,6 +38,14 @@ from fer_jax.data.record_features import array_feature
 from fer_jax.errors import InputError
 from fer_jax.preprocess.clip import AUDIO_FEATURES, ClipConfig, process_clip, process_frames
 
+# Every builder writes the same record format (clip_features, array_feature), so they share its
+# version: a change to the format is one change here, and every corpus rebuilds.
+RECORDS_VERSION = tfds.core.Version("1.1.0")
+RECORDS_RELEASE_NOTES = {
+    "1.0.0": "First release.",
+    "1.1.0": "Array features stored as raw bytes (np.frombuffer to read, not a protobuf list per value).",
+}
+
 # Example keys every record has besides the preprocessing outputs; `extra` may not reuse them.
 _ITEM_KEYS = ("label", "subject", "clip_id")
 

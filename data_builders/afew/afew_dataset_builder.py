@@ -89,11 +89,8 @@ def find_clips(root: pathlib.Path, report: one_pool.CorpusReport) -> dict[str, l
 class Builder(tfds.core.GeneratorBasedBuilder):
     """AFEW clips (7 emotions) with their sound; the official train / validation split."""
 
-    VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {
-        "1.0.0": "First release.",
-        "1.1.0": "Array features stored as raw bytes (np.frombuffer to read, not a protobuf list per value).",
-    }
+    VERSION = common.RECORDS_VERSION
+    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
     BUILDER_CONFIGS = [
         AfewConfig(
             name="gray64_t8",

@@ -189,11 +189,8 @@ LEMHI = ClipConfig(size=112, grayscale=True, need_audio=False, variable_length=T
 class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
     """CASME II micro-expressions (onset -> apex) as aligned-face clips, one split per subject."""
 
-    VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {
-        "1.0.0": "First release.",
-        "1.1.0": "Array features stored as raw bytes (np.frombuffer to read, not a protobuf list per value).",
-    }
+    VERSION = common.RECORDS_VERSION
+    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
     BUILDER_CONFIGS = [
         Casme2Config(
             name="gray64_t8",

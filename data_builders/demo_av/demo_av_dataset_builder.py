@@ -26,11 +26,8 @@ class DemoAvConfig(tfds.core.BuilderConfig):
 class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
     """Synthetic expressions (7 classes) on real faces, subject-disjoint train/validation."""
 
-    VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {
-        "1.0.0": "First release.",
-        "1.1.0": "Array features stored as raw bytes (np.frombuffer to read, not a protobuf list per value).",
-    }
+    VERSION = common.RECORDS_VERSION
+    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
     BUILDER_CONFIGS = [
         DemoAvConfig(
             name="gray64_t8",

@@ -35,11 +35,8 @@ class Fer2013Config(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """FER2013 (Kaggle ICML 2013 challenge): angry, disgust, fear, happy, sad, surprise, neutral."""
 
-    VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {
-        "1.0.0": "First release.",
-        "1.1.0": "Array features stored as raw bytes (np.frombuffer to read, not a protobuf list per value).",
-    }
+    VERSION = common.RECORDS_VERSION
+    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
     BUILDER_CONFIGS = [
         Fer2013Config(
             name="raw48",

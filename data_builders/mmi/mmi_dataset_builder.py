@@ -238,11 +238,8 @@ LEMHI = ClipConfig(size=112, grayscale=True, need_audio=False, variable_length=T
 class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
     """MMI frontal emotion videos (onset -> apex) as aligned-face clips, in 10 subject folds."""
 
-    VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {
-        "1.0.0": "First release.",
-        "1.1.0": "Array features stored as raw bytes (np.frombuffer to read, not a protobuf list per value).",
-    }
+    VERSION = common.RECORDS_VERSION
+    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
     BUILDER_CONFIGS = [
         MmiConfig(
             name="gray64_t8",

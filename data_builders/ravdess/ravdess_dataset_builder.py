@@ -151,11 +151,8 @@ def find_clips(root: pathlib.Path, vocal_channels, report: one_pool.CorpusReport
 class Builder(tfds.core.GeneratorBasedBuilder):
     """RAVDESS full-AV clips (8 emotions), actor-disjoint 6-fold cross-validation splits."""
 
-    VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {
-        "1.0.0": "First release.",
-        "1.1.0": "Array features stored as raw bytes (np.frombuffer to read, not a protobuf list per value).",
-    }
+    VERSION = common.RECORDS_VERSION
+    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
     BUILDER_CONFIGS = [
         RavdessConfig(
             name="gray64_t8",

@@ -125,11 +125,8 @@ class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     config names here are not the audio-only builder's.
     """
 
-    VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {
-        "1.0.0": "First release.",
-        "1.1.0": "Array features stored as raw bytes (np.frombuffer to read, not a protobuf list per value).",
-    }
+    VERSION = common.RECORDS_VERSION
+    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
     BUILDER_CONFIGS = [
         SaveeConfig(
             name="gray64_t8",

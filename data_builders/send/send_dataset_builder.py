@@ -64,11 +64,8 @@ class SendBuildReport(common.BuildReport):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """SENDv1: per-step valence of self-paced emotional narratives, with faces and audio at 2 Hz."""
 
-    VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {
-        "1.0.0": "First release.",
-        "1.1.0": "Array features stored as raw bytes (np.frombuffer to read, not a protobuf list per value).",
-    }
+    VERSION = common.RECORDS_VERSION
+    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
     BUILDER_CONFIGS = [
         SendConfig(
             name="gray64_2hz",
