@@ -72,7 +72,7 @@ class RecordDecoder:
         self._features, self.keys = features, tuple(keys)
         self._parse = tf_example_pb2.Example.FromString
         specs = features.get_serialized_info()
-        self._readers = {}
+        self._readers, others = {}, {}
         for k in self.keys:
             feature, spec = features[k], specs[k]
             if getattr(feature, "_encoding", None) == tfds.features.Encoding.BYTES:
@@ -80,9 +80,9 @@ class RecordDecoder:
             elif spec.shape == () and np.issubdtype(spec.np_dtype, np.integer):
                 self._readers[k] = lambda example, k=k: np.int64(example.features.feature[k].int64_list.value[0])
             else:
-                parser = example_parser.ExampleParserNp({k: spec})
-                self._readers[k] = lambda example, k=k, f=feature, p=parser: f.decode_example_np(
-                    p.parse_example(example.SerializeToString())[k])
+                others[k] = spec
+        # The rest (value lists: booleans, variable shapes) in one tfds parse of the same record.
+        self._others = example_parser.ExampleParserNp(others) if others else None
         self._dtypes = {k: np.int32 if k == "label" else None for k in self.keys}
 
     def __reduce__(self):  # to grain's worker processes: rebuilt there (protobuf classes do not pickle)
@@ -96,7 +96,11 @@ class RecordDecoder:
 
     def __call__(self, serialized: bytes) -> dict:
         example = self._parse(serialized)
-        return {k: np.asarray(read(example), self._dtypes[k]) for k, read in self._readers.items()}
+        values = {k: read(example) for k, read in self._readers.items()}
+        if self._others is not None:
+            parsed = self._others.parse_example(serialized)
+            values.update({k: self._features[k].decode_example_np(parsed[k]) for k in self._others.example_specs})
+        return {k: np.asarray(values[k], self._dtypes[k]) for k in self.keys}
 
     def batch(self, records) -> dict:
         examples = [self(r) for r in records]
