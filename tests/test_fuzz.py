@@ -208,13 +208,16 @@ def test_crema_d_name(stem, suffix):
 
 @FUZZ
 @given(st.one_of(names, st.sampled_from(savee.SPEAKERS)),
-       st.one_of(names, st.tuples(st.sampled_from(savee.CODES + ("x",)), two_digits).map("".join).map("{}.avi".format)))
+       st.one_of(names, st.tuples(st.sampled_from(savee.CODES + ("x",)), st.one_of(two_digits, st.integers(0, 9).map(str)))
+                 .map("".join).map("{}.avi".format)))
 @example("DC", "sa03.avi")
+@example("DC", "sa3.avi")
 @example("KL", "n30.avi")
 def test_savee_name(speaker, name):
     parsed = label_or_input_error(savee.parse_name, pathlib.PurePath(speaker, name), reasons={"bad_name"})
     if parsed is not None:
-        assert parsed[0] == speaker and savee.CODES[parsed[1]] == name[:-6] and 1 <= parsed[2] <= 30
+        code, digits = name[:-4].rstrip("0123456789"), name[:-4].lstrip("adfhnsu")
+        assert parsed[0] == speaker and savee.CODES[parsed[1]] == code and int(digits) == parsed[2] <= 30
 
 
 @FUZZ

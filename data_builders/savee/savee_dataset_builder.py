@@ -3,8 +3,11 @@
 Four male speakers (DC, JE, JK, KL) read 15 TIMIT sentences in each of 6 emotions and 30 in
 neutral: 120 audio-visual clips each, 480 in all. The label is the start of the file name:
 
-    AudioVisualClip/<speaker>/<code><nn>.avi    code a anger, d disgust, f fear, h happiness,
-                                                n neutral, sa sadness, su surprise; nn 01-15 (n: 01-30)
+    AudioVisualClip/<speaker>/<code><n>.avi     code a anger, d disgust, f fear, h happiness,
+                                                n neutral, sa sadness, su surprise; n 1-15 (n: 1-30)
+
+The owner's AVIs are not zero-padded (`DC/a1.avi`; the audio files are `a01.wav`), so one or two
+digits are accepted and clip numbers compared as integers (`a01.avi` and `a1.avi` are clip 1).
 
 The AVI clips carry their sound, which is what the records' audio features are made from;
 `AudioData/<speaker>/*.wav` (the same speech at 44.1 kHz) may sit beside them and is not read.
@@ -15,8 +18,8 @@ Splits (both published here, so every user gets the same ones):
   train / test    the papers' speaker-dependent protocol, a random 80:20 split (they repeat it 5
                   times; this is one repetition, seed 0): within each speaker and emotion, a seeded
                   shuffle of SAVEE's clip list puts 20% in test (3 of 15 clips, 6 of 30 neutral),
-                  96 of the 480 in all. It is a fixed table of clip ids (`RANDOM_TEST`), whatever
-                  files are present. Each clip is in one fold and in one of train/test.
+                  96 of the 480 in all. It is a fixed table of (speaker, emotion, sentence number)
+                  (`RANDOM_TEST`), whatever files are present. Each clip is in one fold and in one of train/test.
 """
 
 from __future__ import annotations
@@ -37,43 +40,46 @@ CODES = ("a", "d", "f", "h", "n", "sa", "su")
 CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
 SENTENCES = {code: 30 if code == "n" else 15 for code in CODES}  # clips per speaker and emotion
 CLIP_FOLDER = "AudioVisualClip"
-_NAME = re.compile(r"(sa|su|a|d|f|h|n)(\d\d)\.avi")
+_NAME = re.compile(r"(sa|su|a|d|f|h|n)(\d{1,2})\.avi")
 RANDOM_SEED = 0
 TEST_FRACTION = 0.2
 
 
 def clip_id(speaker: str, code: str, number: int) -> str:
-    return f"{speaker}/{code}{number:02d}"
+    """"<speaker>/<code><n>", as the owner names the AVI (no zero padding): ("DC", "a", 1) -> "DC/a1"."""
+    return f"{speaker}/{code}{number}"
 
 
-def all_clip_ids() -> list[str]:
-    """The 480 clips SAVEE has, as "<speaker>/<code><nn>"."""
-    return [clip_id(s, c, n) for s in SPEAKERS for c in CODES for n in range(1, SENTENCES[c] + 1)]
+def all_clips() -> list[tuple[str, str, int]]:
+    """The 480 clips SAVEE has, as (speaker, code, sentence number)."""
+    return [(s, c, n) for s in SPEAKERS for c in CODES for n in range(1, SENTENCES[c] + 1)]
 
 
-def _random_test_ids(seed: int = RANDOM_SEED, fraction: float = TEST_FRACTION) -> frozenset[str]:
+def _random_test_clips(seed: int = RANDOM_SEED, fraction: float = TEST_FRACTION) -> frozenset[tuple[str, str, int]]:
     rng = np.random.default_rng(seed)
     test = []
     for speaker in SPEAKERS:
         for code in CODES:
-            ids = [clip_id(speaker, code, n) for n in range(1, SENTENCES[code] + 1)]
-            order = rng.permutation(len(ids))
-            test += [ids[i] for i in order[: round(fraction * len(ids))]]
+            numbers = range(1, SENTENCES[code] + 1)
+            order = rng.permutation(len(numbers))
+            test += [(speaker, code, numbers[i]) for i in order[: round(fraction * len(numbers))]]
     return frozenset(test)
 
 
-RANDOM_TEST = _random_test_ids()  # the 96 clips of the "test" split; the other 384 are "train"
+# The 96 clips of the "test" split, as (speaker, code, sentence number): keyed by the integer, so
+# the table does not depend on how a copy pads its file names. The other 384 are "train".
+RANDOM_TEST = _random_test_clips()
 
 
 def parse_name(path) -> tuple[str, int, int]:
-    """(speaker, class index, sentence number) of `AudioVisualClip/<speaker>/<code><nn>.avi`, strictly.
+    """(speaker, class index, sentence number) of `AudioVisualClip/<speaker>/<code><n>.avi`, strictly.
 
     Raises InputError (reason "bad_name") when the folder is not a SAVEE speaker, the name is not
-    an emotion code and two digits with the .avi extension, or the number is out of range.
+    an emotion code and one or two digits with the .avi extension, or the number is out of range.
     """
     path = pathlib.PurePath(path)
     speaker = path.parent.name
-    hint = "expected AudioVisualClip/<DC|JE|JK|KL>/<a|d|f|h|n|sa|su><01-15, n: 01-30>.avi, e.g. DC/sa03.avi"
+    hint = "expected AudioVisualClip/<DC|JE|JK|KL>/<a|d|f|h|n|sa|su><1-15, n: 1-30>.avi, e.g. DC/sa3.avi"
     if speaker not in SPEAKERS:
         raise InputError(path, "bad_name", f"folder {speaker!r} is not a SAVEE speaker; {hint}")
     match = _NAME.fullmatch(path.name)
@@ -81,7 +87,7 @@ def parse_name(path) -> tuple[str, int, int]:
         raise InputError(path, "bad_name", f"{path.name!r} is not a SAVEE clip name; {hint}")
     code, number = match.group(1), int(match.group(2))
     if not 1 <= number <= SENTENCES[code]:
-        raise InputError(path, "bad_name", f"sentence {number:02d} out of range: '{code}' has 01-{SENTENCES[code]:02d}")
+        raise InputError(path, "bad_name", f"sentence {number} out of range: '{code}' has 1-{SENTENCES[code]}")
     return speaker, CODES.index(code), number
 
 
@@ -102,14 +108,19 @@ def find_clips(root: pathlib.Path, report: common.BuildReport) -> dict[str, list
         raise ConfigError(f"{root}: no {CLIP_FOLDER} folder. {Builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
     folds = {f"fold{k}": [] for k in range(len(SPEAKERS))}
     random = {"train": [], "test": []}
+    seen = {}
     for path in sorted(p for p in folder.glob("*/*") if p.is_file() and not p.name.startswith(".")):
         try:
             speaker, label, number = parse_name(path)
+            clip = (speaker, CODES[label], number)
+            if clip in seen:  # e.g. a1.avi and a01.avi: one clip, two files
+                raise InputError(path, "duplicate", f"the same clip as {seen[clip].name}; keep one of the two files")
         except InputError as e:
             report.add_skip("unassigned", e)
             continue
-        name = clip_id(speaker, CODES[label], number)
-        split = "test" if name in RANDOM_TEST else "train"
+        seen[clip] = path
+        name = clip_id(*clip)
+        split = "test" if clip in RANDOM_TEST else "train"
         folds[f"fold{SPEAKERS.index(speaker)}"].append(
             common.ClipItem(key=f"fold:{name}", path=str(path), label=label, subject=speaker))
         random[split].append(common.ClipItem(key=f"random:{name}", path=str(path), label=label, subject=speaker))
@@ -144,7 +155,7 @@ class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         "SAVEE comes from the University of Surrey (http://kahlan.eps.surrey.ac.uk/savee/; register at "
         "http://kahlan.eps.surrey.ac.uk/savee/Register.html for the download link). From the download's "
         "Data/Zip/ folder unzip AudioVisualClip.zip into a folder and pass that folder as --manual-dir. Layout: "
-        "<manual_dir>/AudioVisualClip/<DC|JE|JK|KL>/<a|d|f|h|n|sa|su><nn>.avi, e.g. AudioVisualClip/DC/sa03.avi "
+        "<manual_dir>/AudioVisualClip/<DC|JE|JK|KL>/<a|d|f|h|n|sa|su><n>.avi, e.g. AudioVisualClip/DC/sa3.avi "
         "(AudioData/ from AudioData.zip may sit beside it; it is not read: the clips carry their sound)."
     )
 
