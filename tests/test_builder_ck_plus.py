@@ -25,7 +25,9 @@ from fer_jax.errors import InputError
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DUMMY = ROOT / "data_builders" / "ck_plus" / "dummy_data"
 FER_JAX = pathlib.Path(sys.executable).parent / "fer-jax"  # the console script of this environment
-GOOD_KEPT = {"fold0": 2, **{f"fold{f}": 1 for f in range(1, 10)}}  # fold0: S005 and the contempt S035
+# fold0: S005's two sequences and the contempt S035
+GOOD_KEPT = {"fold0": 3, **{f"fold{f}": 1 for f in range(1, 10)}}
+PUBLISHED_FOLDS = ROOT / "data_builders" / "ck_plus" / "emotion_fan_folds.json"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -127,13 +129,29 @@ def train_two_steps(name: str, data_dir, train_split: str, val_split: str, num_c
 # The fold table and the label parser
 
 
-def test_fold_table_places_each_of_the_123_subjects_in_exactly_one_fold():
+def test_fold_table_places_each_of_the_118_labelled_subjects_in_exactly_one_fold():
     everyone = [s for fold in ck.FOLDS for s in fold]
-    assert len(everyone) == len(set(everyone)) == 123 and ck.NUM_FOLDS == 10
-    assert all(12 <= len(fold) <= 13 for fold in ck.FOLDS)
+    assert len(everyone) == len(set(everyone)) == 118 and ck.NUM_FOLDS == 10
+    assert all(11 <= len(fold) <= 12 for fold in ck.FOLDS)
     # The published rule: sorted ids, the i-th in fold i % 10.
     assert [sorted(everyone)[f::10] for f in range(10)] == [list(fold) for fold in ck.FOLDS]
     assert all(ck.FOLD_OF_SUBJECT[s] == f for f, fold in enumerate(ck.FOLDS) for s in fold)
+
+
+def test_folds_reproduce_emotion_fans_published_list(tmp_path):
+    """A corpus laid out like CK+ with the 327 labelled sequences of Emotion-FAN's published
+    subject-level list (emotion_fan_folds.json): find_sequences puts each in the published fold."""
+    published = json.loads(PUBLISHED_FOLDS.read_text())["folds"]
+    assert [len(fold) for fold in published] == [33, 39, 40, 35, 30, 37, 29, 29, 33, 22]
+    for key in (key for fold in published for key in fold):
+        (tmp_path / ck.IMAGES_DIR / key).mkdir(parents=True)
+        labels = tmp_path / ck.EMOTION_DIR / key
+        labels.mkdir(parents=True)
+        (labels / f"{key.replace('/', '_')}_00000010_emotion.txt").write_text("   1.0000000e+00\n")
+    report = ck.pooled.CorpusReport()
+    items = ck.find_sequences(tmp_path, ck.CLASSES_7, report)
+    assert report.skipped == [] and not report.excluded
+    assert [sorted(item.key for item in items[f"fold{f}"]) for f in range(10)] == published
 
 
 def test_cross_validation_splits_hold_one_fold_out():
@@ -231,13 +249,18 @@ def test_fer_jax_build_exits_3_and_reports_each_bad_file(built):
     }
     assert report["skipped"] == 6 and "skipped 2 (bad_label)" in done.stdout
     assert report["excluded_by_reason"] == {"unlabelled": 1}  # S037/001 has no emotion file
-    assert report["source_frames"] == {"all": 11 * 6} and report["frames_per_second_per_core"] > 0
+    assert report["source_frames"] == {"all": 12 * 6} and report["frames_per_second_per_core"] > 0
 
 
 def test_folds_are_subject_disjoint_in_the_records(built):
     data_dir = built[0]
     subjects = {f"fold{f}": subjects_of("ck_plus/gray64_t8", data_dir, f"fold{f}") for f in range(10)}
     assert subjects["fold0"] == {"S005", "S035"}
+    # S005 has two sequences: folds are per subject, so both are in S005's fold (a fold per
+    # sequence would put S005/002 in another fold, and S005 in two).
+    fold0 = tfds.data_source("ck_plus/gray64_t8", split="fold0", data_dir=str(data_dir), download=False)
+    clips = sorted(r["clip_id"].decode() if isinstance(r["clip_id"], bytes) else r["clip_id"] for r in fold0)
+    assert clips == ["S005/001", "S005/002", "S035/001"]
     for fold, found in subjects.items():
         assert all(ck.FOLD_OF_SUBJECT[s] == int(fold[4:]) for s in found)
     everyone = [s for found in subjects.values() for s in found]
@@ -257,7 +280,7 @@ def test_nine_folds_read_as_one_split_with_the_config_shapes(built):
 
 
 def test_each_record_carries_its_emotion_file_label(built):
-    from data_builders.ck_plus.make_dummy_data import GOOD
+    from data_builders.ck_plus.make_dummy_data import GOOD, SECOND_SEQUENCES
 
     data_dir = built[0]
     source = tfds.data_source("ck_plus/gray64_t8", split="+".join(f"fold{f}" for f in range(10)),
@@ -265,7 +288,8 @@ def test_each_record_carries_its_emotion_file_label(built):
     labels = {(r["clip_id"].decode() if isinstance(r["clip_id"], bytes) else r["clip_id"]): ck.CLASSES_7[r["label"]]
               for r in source}
     broken = ("S042", "S998")  # a zero-byte frame, a subject CK+ does not have
-    kept = {f"{subject}/{sequence}": code for subject, sequence, code, _ in GOOD if code and subject not in broken}
+    kept = {f"{subject}/{sequence}": code for subject, sequence, code, _ in GOOD + SECOND_SEQUENCES
+            if code and subject not in broken}
     assert labels == kept
 
 
@@ -275,7 +299,7 @@ def test_tfds_build_command_builds_the_6_class_config(builds):
     data_dir = done.args[done.args.index("--data_dir") + 1]
     source = tfds.data_source("ck_plus/gray64_t8_6class", split="+".join(f"fold{f}" for f in range(10)),
                               data_dir=data_dir, download=False)
-    assert len(source) == 10  # the contempt sequence is left out
+    assert len(source) == 11  # the contempt sequence is left out
     assert tuple(source.dataset_info.features["label"].names) == ck.CLASSES_6
 
 

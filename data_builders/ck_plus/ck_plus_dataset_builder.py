@@ -5,8 +5,9 @@ a neutral face (onset) to the expression's peak (apex); 327 of them, from 118 su
 emotion label in `Emotion/<subject>/<sequence>/<last frame>_emotion.txt`. A sequence is read as
 an image sequence (its PNG frames in order) and preprocessed by `fer_jax.preprocess.clip`.
 
-Splits are 10 subject-independent folds, `fold0` .. `fold9`, from the published table `FOLDS`:
-every subject of the distribution is in exactly one fold. Cross-validation trains on nine folds
+Splits are 10 subject-independent folds, `fold0` .. `fold9`, those of Emotion-FAN's published
+list (`FOLDS`): every subject with a labelled sequence is in exactly one fold. (Other papers use
+random sequence-level folds, which put one subject's sequences in several folds.) Cross-validation trains on nine folds
 and validates on the tenth, e.g. `cross_validation_splits(0)` ->
 ("fold1+fold2+...+fold9", "fold0"), which `tfds.data_source` reads as one split.
 """
@@ -27,22 +28,26 @@ CODES = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", 
 CLASSES_7 = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
 CLASSES_6 = ("anger", "disgust", "fear", "happy", "sadness", "surprise")  # the basic emotions
 
-# The 123 subjects of the distribution in 10 folds: the subject ids sorted, the i-th in fold i % 10.
-# Folds hold 12 or 13 subjects; no subject is in two folds. A subject folder not listed here is
-# not CK+'s: its sequences are skipped (reason "unknown_subject"), never placed in a fold by guess.
-FOLDS: tuple[tuple[str, ...], ...] = (
-    ("S005", "S035", "S054", "S064", "S074", "S084", "S094", "S104", "S114", "S125", "S135", "S155", "S506"),
-    ("S010", "S037", "S055", "S065", "S075", "S085", "S095", "S105", "S115", "S126", "S136", "S156", "S895"),
-    ("S011", "S042", "S056", "S066", "S076", "S086", "S096", "S106", "S116", "S127", "S137", "S157", "S999"),
-    ("S014", "S044", "S057", "S067", "S077", "S087", "S097", "S107", "S117", "S128", "S138", "S158"),
-    ("S022", "S045", "S058", "S068", "S078", "S088", "S098", "S108", "S118", "S129", "S139", "S160"),
-    ("S026", "S046", "S059", "S069", "S079", "S089", "S099", "S109", "S119", "S130", "S147", "S501"),
-    ("S028", "S050", "S060", "S070", "S080", "S090", "S100", "S110", "S120", "S131", "S148", "S502"),
-    ("S029", "S051", "S061", "S071", "S081", "S091", "S101", "S111", "S121", "S132", "S149", "S503"),
-    ("S032", "S052", "S062", "S072", "S082", "S092", "S102", "S112", "S122", "S133", "S151", "S504"),
-    ("S034", "S053", "S063", "S073", "S083", "S093", "S103", "S113", "S124", "S134", "S154", "S505"),
-)
-NUM_FOLDS = len(FOLDS)
+# The 118 subjects that have emotion-labelled sequences (5 of CK+'s 123 have none). The folds are
+# subject-level, by the rule of Emotion-FAN's published list (CK+_10-fold_sample_IDascendorder_step10.txt,
+# which emotion_fan_folds.json holds): the i-th of these ids, sorted, is in fold i % 10. Folds hold
+# 11 or 12 subjects, 22 to 40 sequences; no subject is in two folds. A subject with a labelled
+# sequence that is not listed here is not CK+'s: it is skipped (reason "unknown_subject"), never
+# placed in a fold by guess.
+LABELLED_SUBJECTS: tuple[str, ...] = tuple("""
+    S005 S010 S011 S014 S022 S026 S028 S029 S032 S034 S035 S037
+    S042 S044 S045 S046 S050 S051 S052 S053 S054 S055 S056 S057
+    S058 S059 S060 S061 S062 S063 S064 S065 S066 S067 S068 S069
+    S070 S071 S072 S073 S074 S075 S076 S077 S078 S079 S080 S081
+    S082 S083 S084 S085 S086 S087 S088 S089 S090 S091 S092 S093
+    S094 S095 S096 S097 S098 S099 S100 S101 S102 S105 S106 S107
+    S108 S109 S110 S111 S112 S113 S114 S115 S116 S117 S119 S122
+    S124 S125 S126 S127 S128 S129 S130 S131 S132 S133 S134 S135
+    S136 S137 S138 S139 S147 S148 S149 S151 S154 S155 S156 S157
+    S158 S160 S501 S502 S503 S504 S505 S506 S895 S999
+""".split())
+NUM_FOLDS = 10
+FOLDS: tuple[tuple[str, ...], ...] = tuple(LABELLED_SUBJECTS[f::NUM_FOLDS] for f in range(NUM_FOLDS))
 FOLD_OF_SUBJECT = {subject: fold for fold, subjects in enumerate(FOLDS) for subject in subjects}
 
 IMAGES_DIR, EMOTION_DIR = "cohn-kanade-images", "Emotion"
@@ -107,7 +112,7 @@ def find_sequences(root: pathlib.Path, class_names, report: pooled.CorpusReport)
             continue
         fold = FOLD_OF_SUBJECT.get(subject)
         if fold is None:
-            message = f"{subject} is not one of the 123 CK+ subjects of FOLDS, so it has no fold; is this CK+?"
+            message = f"{subject} is not one of the 118 CK+ subjects with labelled sequences, so it has no fold; is this CK+?"
             report.add_skip("none", InputError(folder, "unknown_subject", message))
             continue
         try:

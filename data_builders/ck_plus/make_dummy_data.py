@@ -10,6 +10,8 @@ Frames are 128x128 (CK+'s are 640x490) and sequences 6 frames long, to keep the 
 The renderer has no contempt, so the contempt sequence shows disgust's motion.
 
 One good sequence per fold (the first ten subjects of `FOLDS` are in folds 0..9), plus:
+    S005/002  S005's second sequence (surprise): a subject's sequences share its fold, so a fold
+              assignment per sequence instead of per subject would split S005 across two folds
     S035/001  contempt (fold 0): kept with 7 classes, left out with 6
     S037/001  no emotion file: unlabelled, left out
     S042/001  its last frame is a zero-byte PNG               -> skipped, zero_byte
@@ -51,6 +53,8 @@ GOOD = [
     ("S042", "001", "fear", "fear"),  # last frame emptied below
     ("S998", "001", "happy", "happiness"),  # unknown subject
 ]
+# Second sequences of subjects above, rendered with the same face: (subject, sequence, code, motion).
+SECOND_SEQUENCES = [("S005", "002", "surprise", "surprise")]
 
 
 def sequence_frames(identity, synth_class: str, seed: int) -> np.ndarray:
@@ -84,6 +88,10 @@ def main():
     identities, _ = synth.load_identities()
     for k, (subject, sequence, code, motion) in enumerate(GOOD):
         write_sequence(subject, sequence, sequence_frames(identities[k], motion, seed=k), code)
+    face_of = {subject: k for k, (subject, *_) in enumerate(GOOD)}
+    for k, (subject, sequence, code, motion) in enumerate(SECOND_SEQUENCES):
+        frames = sequence_frames(identities[face_of[subject]], motion, seed=100 + k)
+        write_sequence(subject, sequence, frames, code)
     # S042: the copy of its last frame failed (zero bytes); sampling always reads the last frame.
     last = sorted((OUT / IMAGES_DIR / "S042" / "001").glob("*.png"))[-1]
     last.write_bytes(b"")
