@@ -6,6 +6,7 @@ subject-disjoint splits, and two training steps of the valence model on the reco
 import json
 import pathlib
 import pickle
+import shutil
 import subprocess
 import sys
 import tracemalloc
@@ -26,8 +27,9 @@ DUMMY = pathlib.Path(send_dataset_builder.__file__).parent / "dummy_data"
 KEPT = {"train": 3, "validation": 1, "test": 1}
 SKIPS = {  # file name -> reason, as make_dummy_data.py sets them up
     "ID103_vid1.mp4": "zero_byte", "results_104_1.csv": "malformed_ratings", "ID202_vid1.mp4": "missing_ratings",
-    "ID302_vid1.mp4": "no_face", "results_303_1.csv": "missing_video",
+    "ID302_vid1.mp4": "no_face",
 }
+WITHHELD = {"video_withheld": 2}  # results_105_1.csv, results_303_1.csv: rated, video not distributed
 STEPS = send_dataset_builder.Builder.builder_configs["gray64_2hz"].max_steps
 
 
@@ -69,9 +71,9 @@ def test_malformed_ratings_are_named(tmp_path, text, detail):
     assert info.value.reason == "malformed_ratings"
 
 
-def _corpus(root, videos, ratings):
+def _corpus(root, videos, ratings, folders=tuple(layout.SPLIT_OF_FOLDER)):
     """A SEND folder with empty "videos" (scan never decodes) and one-step ratings files."""
-    for folder in layout.SPLIT_OF_FOLDER:
+    for folder in folders:
         (root / folder).mkdir(parents=True, exist_ok=True)
     for rel in videos:
         _write(root / rel, "")
@@ -88,16 +90,30 @@ def test_layout_pairs_videos_with_ratings_and_counts_every_stray_file(tmp_path):
         ["train/observer_EWE/results_1_1.csv", "train/observer_EWE/results_1_2.csv",
          "valid/observer_EWE/results_2_1.csv", "test/observer_EWE/results_4_1.csv"],
     )
-    videos, skips = layout.scan(str(root))
-    assert [(v.split, v.key, v.subject) for v in videos] == [
+    found = layout.scan(str(root))
+    assert [(v.split, v.key, v.subject) for v in found.videos] == [
         ("train", "ID1_vid1", "ID1"), ("train", "ID1_vid2", "ID1"), ("validation", "ID2_vid1", "ID2"),
     ]
-    found = {(s["split"], pathlib.Path(s["path"]).name, s["reason"]) for s in skips}
-    assert found == {
+    assert {(s["split"], pathlib.Path(s["path"]).name, s["reason"]) for s in found.skips} == {
         ("train", "notes.txt", "unrecognised_file"),  # hidden files are not part of the corpus: ignored
         ("test", "ID3_vid1.mp4", "missing_ratings"),
-        ("test", "results_4_1.csv", "missing_video"),
     }
+    # Rated, but no video: one of the clips SEND distributes without video (Limited-Use consent).
+    assert [(s["split"], pathlib.Path(s["path"]).name, s["reason"]) for s in found.withheld] == [
+        ("test", "results_4_1.csv", "video_withheld"),
+    ]
+
+
+def test_layout_reads_partition_folders_in_the_owners_case(tmp_path):
+    """The owners' code reads ratings/Train/observer_EWE/...: Train, Valid, Test are SEND's folders too."""
+    root = _corpus(tmp_path, ["Train/ID1_vid1.mp4", "Valid/ID2_vid1.mp4", "Test/ID3_vid1.mp4"],
+                   ["Train/observer_EWE/results_1_1.csv", "Valid/observer_EWE/results_2_1.csv",
+                    "Test/observer_EWE/results_3_1.csv", "Test/observer_EWE/results_4_1.csv"],
+                   folders=("Train", "Valid", "Test"))
+    found = layout.scan(str(root))
+    assert [(v.split, v.key) for v in found.videos] == [
+        ("train", "ID1_vid1"), ("validation", "ID2_vid1"), ("test", "ID3_vid1")]
+    assert found.skips == [] and [pathlib.Path(s["path"]).name for s in found.withheld] == ["results_4_1.csv"]
 
 
 def test_layout_refuses_a_subject_in_two_partitions_or_a_missing_partition(tmp_path):
@@ -250,7 +266,7 @@ def test_items_cross_to_worker_processes(tmp_path):
     """A SEND clip item (its TimedFrames source included) survives the pickling a spawned worker
     needs, and the copy preprocesses to the same record."""
     builder = send_dataset_builder.Builder(data_dir=str(tmp_path))
-    (video,) = [v for v in layout.scan(str(DUMMY))[0] if v.key == "ID201_vid1"]
+    (video,) = [v for v in layout.scan(str(DUMMY)).videos if v.key == "ID201_vid1"]
     builder.report = send_dataset_builder.SendBuildReport()
     item = builder._item(video)
     copy = pickle.loads(pickle.dumps(item))
@@ -270,6 +286,7 @@ def test_fer_jax_build_exits_3_and_reports_each_bad_file(built):
     report = json.loads((data_dir / "send" / "gray64_2hz" / "1.1.0" / "build_report.json").read_text())
     assert report["kept"] == KEPT and report["truncated"] == []
     assert {pathlib.Path(s["path"]).name: s["reason"] for s in report["skipped_files"]} == SKIPS
+    assert report["excluded_by_reason"] == WITHHELD
     assert report["source_frames"]["train"] > 0 and report["frames_per_second_per_core"] > 0
 
 
@@ -305,6 +322,28 @@ def test_stored_frames_are_the_aligned_faces_at_the_step_times(built):
     config = clip_lib.ClipConfig(variable_length=True, max_frames=STEPS, need_audio=False)
     direct = clip_lib.process_frames(frames, config)
     np.testing.assert_array_equal(record["frames"], direct["frames"])
+
+
+def test_clips_without_video_are_excluded_by_design_and_the_build_exits_0(tmp_path):
+    """A copy as SEND ships it: good videos, and rated clips whose video is withheld. Nothing is
+    wrong with it, so `fer-jax build` exits 0 and counts the withheld clips as excluded."""
+    good = ["train/ID101_vid1", "valid/ID201_vid1", "test/ID301_vid1"]
+    corpus = tmp_path / "send"
+    for name in good:
+        folder, stem = name.split("/")
+        subject, k = stem[2:].split("_vid")
+        ratings = pathlib.Path("ratings", folder, "observer_EWE", f"results_{subject}_{k}.csv")
+        for rel in (pathlib.Path(f"{name}.mp4"), ratings):
+            (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(DUMMY / rel, corpus / rel)
+    for rel in ("ratings/train/observer_EWE/results_105_1.csv", "ratings/test/observer_EWE/results_303_1.csv"):
+        shutil.copy(DUMMY / rel, corpus / rel)
+    data_dir = tmp_path / "tfds"
+    with _in_process_pool():
+        status = cli.main(["build", "send/gray64_2hz", "--manual-dir", str(corpus), "--data-dir", str(data_dir)])
+    report = json.loads((data_dir / "send" / "gray64_2hz" / "1.1.0" / "build_report.json").read_text())
+    assert report["skipped_files"] == [] and report["excluded_by_reason"] == WITHHELD
+    assert status == 0 and report["kept"] == {"train": 1, "validation": 1, "test": 1}
 
 
 def test_splits_are_the_official_subject_disjoint_partitions(built):

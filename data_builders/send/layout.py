@@ -8,13 +8,21 @@ Layout (assumed from the public code that reads SENDv1; see README.md for the so
       test/ID<subject>_vid<k>.mp4
       ratings/{train,valid,test}/observer_EWE/results_<subject>_<k>.csv
 
+Partition folders are matched without regard to case: the owners' own model code reads
+`ratings/Train/...`, `ratings/Valid/...` (TAC-EA-model), other code `ratings/train/...`.
+
+Only 112 of SENDv1's 193 rated clips are distributed as video: the storytellers of the other 81
+consented to "Limited-Use", which withholds the raw video but not the ratings (the owners' README).
+A ratings file without its video is therefore a clip withheld by design, counted (`withheld`), not
+an error.
+
 A ratings file has a header with (at least) `time` and `evaluatorWeightedEstimate`: one row every
 0.5 s (2 Hz), the observers' evaluator-weighted estimate of the storyteller's valence on SEND's
 0..100 scale (0 very negative, 100 very positive). We store valence = EWE / 50 - 1, in [-1, 1].
 
-Problems with single files (a video without ratings, ratings without a video, a ratings file that
-is not on the 0.5 s grid or not on the 0..100 scale, a file that is not a SEND video) skip that
-video and are returned as skip entries for the build report. A subject in two partitions is not a
+Problems with single files (a video without ratings, a ratings file that is not on the 0.5 s grid
+or not on the 0..100 scale, a file that is not a SEND video) skip that video and are returned as
+skip entries for the build report. A subject in two partitions is not a
 file problem but a broken corpus copy, and raises ConfigError.
 """
 
@@ -95,26 +103,44 @@ def read_ratings(path) -> Ratings:
 
 
 def ratings_path(manual_dir, folder: str, subject: str, k: str) -> str:
-    return os.path.join(manual_dir, "ratings", folder, RATINGS_SUBDIR, f"results_{subject}_{k}.csv")
+    split_folder = _folder(os.path.join(manual_dir, "ratings"), folder)
+    return os.path.join(split_folder, RATINGS_SUBDIR, f"results_{subject}_{k}.csv")
 
 
 def _skip(split, path, reason, message) -> dict:
     return {"split": split, "path": str(path), "reason": reason, "message": message}
 
 
-def scan(manual_dir) -> tuple[list[SendVideo], list[dict]]:
-    """(videos with their ratings, in split then name order; skip entries {"split", "path", "reason", "message"})."""
-    missing = [f for f in SPLIT_OF_FOLDER if not os.path.isdir(os.path.join(manual_dir, f))]
+@dataclasses.dataclass(frozen=True)
+class Scan:
+    videos: list[SendVideo]  # with their ratings, in split then name order
+    skips: list[dict]  # {"split", "path", "reason", "message"}: files that are broken or stray
+    withheld: list[dict]  # the same, reason "video_withheld": rated clips distributed without video
+
+
+def _folder(parent: str, name: str) -> str:
+    """parent/name, or the folder in parent whose name is `name` in another case (Train for train)."""
+    if os.path.isdir(parent):
+        for entry in sorted(os.listdir(parent)):
+            if entry.lower() == name and os.path.isdir(os.path.join(parent, entry)):
+                return os.path.join(parent, entry)
+    return os.path.join(parent, name)
+
+
+def scan(manual_dir) -> Scan:
+    """The videos of `manual_dir` with their ratings, the files skipped, and the withheld clips."""
+    folders = {f: _folder(manual_dir, f) for f in SPLIT_OF_FOLDER}
+    missing = [f for f, path in folders.items() if not os.path.isdir(path)]
     if missing:
         raise ConfigError(
             f"{manual_dir}: no {', '.join(missing)} folder(s); SEND's videos sit in train/, valid/ and test/ "
             "with their ratings in ratings/<split>/observer_EWE/ (see the builder's manual download instructions)"
         )
-    videos, skips = [], []
+    videos, skips, withheld = [], [], []
     for folder, split in SPLIT_OF_FOLDER.items():
         found = set()
-        for name in sorted(os.listdir(os.path.join(manual_dir, folder))):
-            path = os.path.join(manual_dir, folder, name)
+        for name in sorted(os.listdir(folders[folder])):
+            path = os.path.join(folders[folder], name)
             if name.startswith(".") or not os.path.isfile(path):
                 continue
             match = VIDEO_NAME.fullmatch(name)
@@ -133,23 +159,23 @@ def scan(manual_dir) -> tuple[list[SendVideo], list[dict]]:
                 skips.append(_skip(split, e.path, e.reason, f"{e.message} (ratings of {name})"))
                 continue
             videos.append(SendVideo(split, f"ID{subject}_vid{k}", f"ID{subject}", path, ratings))
-        skips += _orphan_ratings(manual_dir, folder, split, found)
+        withheld += _withheld_clips(manual_dir, folder, split, found)
     _check_subject_disjoint(videos)
-    return videos, skips
+    return Scan(videos, skips, withheld)
 
 
-def _orphan_ratings(manual_dir, folder: str, split: str, found: set) -> list[dict]:
-    """Ratings files of this split without a video: counted, since their video may have gone astray."""
+def _withheld_clips(manual_dir, folder: str, split: str, found: set) -> list[dict]:
+    """Ratings files of this split without a video: clips whose video the owners withhold."""
     folder_path = os.path.dirname(ratings_path(manual_dir, folder, "0", "0"))
     if not os.path.isdir(folder_path):
         return []
-    skips = []
+    withheld = []
     for name in sorted(os.listdir(folder_path)):
         match = RATINGS_NAME.fullmatch(name)
         if match and (match["subject"], match["k"]) not in found:
-            video = os.path.join(manual_dir, folder, f"ID{match['subject']}_vid{match['k']}.mp4")
-            skips.append(_skip(split, os.path.join(folder_path, name), "missing_video", f"no video {video}"))
-    return skips
+            message = f"rated, but no video ID{match['subject']}_vid{match['k']}.mp4 (Limited-Use consent)"
+            withheld.append(_skip(split, os.path.join(folder_path, name), "video_withheld", message))
+    return withheld
 
 
 def _check_subject_disjoint(videos: list[SendVideo]) -> None:

@@ -9,7 +9,12 @@ some noise, every 0.5 s on SEND's 0..100 scale. Besides the good videos:
     train/ID104_vid1.mp4          its ratings skip a time step        -> malformed_ratings
     valid/ID202_vid1.mp4          no ratings file                     -> missing_ratings
     test/ID302_vid1.mp4           a room and a voice, but no face     -> no_face
-    ratings/test/.../results_303_1.csv   no video                     -> missing_video
+
+and two clips rated but distributed without their video, as SEND's 81 "Limited-Use" clips are
+(counted in excluded_by_reason as video_withheld, not skipped):
+
+    ratings/train/.../results_105_1.csv
+    ratings/test/.../results_303_1.csv
 
     python -m data_builders.send.make_dummy_data [OUT_DIR]
 """
@@ -84,6 +89,15 @@ def faceless_clip(rng: np.random.Generator, seconds: float = 2.0) -> synth.Clip:
     return synth.Clip(frames, synth.FPS, audio, synth.SAMPLE_RATE)
 
 
+WITHHELD = [("test", 303, 1, 60.0), ("train", 105, 1, 40.0)]  # (folder, subject, k, EWE): rated, no video
+
+
+def write_withheld(out: str) -> None:
+    for folder, subject, k, ewe in WITHHELD:
+        path = os.path.join(out, "ratings", folder, "observer_EWE", f"results_{subject}_{k}.csv")
+        write_ratings(path, [(STEP_S * (i + 1), ewe) for i in range(4)])
+
+
 def main(out: str = OUT) -> None:
     if os.path.isdir(out):
         shutil.rmtree(out)
@@ -103,7 +117,7 @@ def main(out: str = OUT) -> None:
     write_ratings(ratings("train", 103, 1), [(STEP_S * (i + 1), 50.0) for i in range(4)])
     synth.write_clip_mp4(os.path.join(out, "test", "ID302_vid1.mp4"), faceless_clip(rng))
     write_ratings(ratings("test", 302, 1), [(STEP_S * (i + 1), 50.0) for i in range(4)])
-    write_ratings(ratings("test", 303, 1), [(STEP_S * (i + 1), 60.0) for i in range(4)])  # its video is gone
+    write_withheld(out)
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(out) for f in files)
     print(f"wrote {out} ({size / 1e3:.0f} kB)")
 

@@ -1,7 +1,9 @@
 """SEND (Stanford Emotional Narratives Dataset, SENDv1): valence over time, rated every 0.5 s.
 
-193 videos of people telling positive and negative stories from their lives (about 2-2.5 min
-each), with the observers' evaluator-weighted valence estimate every 0.5 s. The target is a
+193 rated clips of people telling positive and negative stories from their lives (about 2-2.5 min
+each), with the observers' evaluator-weighted valence estimate every 0.5 s; 112 of them are
+distributed with their video (the other 81 are rated, but their video is withheld: counted in the
+build report's excluded_by_reason as `video_withheld`, not as errors). The target is a
 sequence: one valence per rating step. Each record is one video, sampled at the ratings' 2 Hz:
 
     frames        (S * r, size, size, C) uint8   aligned faces, r per step (`timed_frames`)
@@ -28,6 +30,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_builders import common
+from data_builders import one_pool
 from data_builders.send import layout
 from data_builders.send.timed_frames import TimedFrames, step_frame_times
 from fer_jax.errors import ConfigError
@@ -50,8 +53,8 @@ class SendConfig(tfds.core.BuilderConfig):
         )
 
 
-class SendBuildReport(common.BuildReport):
-    """The common report, plus the videos kept but cut to max_steps."""
+class SendBuildReport(one_pool.CorpusReport):
+    """The corpus report (kept, skipped, excluded by design), plus the videos kept but cut to max_steps."""
 
     def __init__(self):
         super().__init__()
@@ -111,12 +114,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         self.report.write(self.data_dir)
 
     def _split_generators(self, dl_manager):
-        videos, skips = layout.scan(_manual_dir(dl_manager))
+        found = layout.scan(_manual_dir(dl_manager))
         self.report = SendBuildReport()
-        for skip in skips:
+        for skip in found.skips:
             self.report.add_skip(skip.pop("split"), skip)
+        self.report.excluded.update(clip["reason"] for clip in found.withheld)
         items = {split: [] for split in layout.SPLIT_OF_FOLDER.values()}
-        for v in videos:
+        for v in found.videos:
             items[v.split].append(self._item(v))
         return {split: self._generate_examples(split, split_items) for split, split_items in items.items()}
 
