@@ -72,6 +72,15 @@ def test_unreadable_sheets_are_named(tmp_path):
         sheet.read_tables(empty_zip)
 
 
+def _frames(tmp_path, clip: str, numbers) -> pathlib.Path:
+    """A CASME2_RAW_selected folder with one clip of placeholder frames img<n>.jpg; its root."""
+    frames_root = tmp_path / casme2.FRAMES_DIR
+    (frames_root / clip).mkdir(parents=True)
+    for n in numbers:
+        (frames_root / clip / f"img{n}.jpg").write_bytes(b"jpeg")
+    return frames_root
+
+
 @pytest.mark.parametrize(
     "row, detail",
     [
@@ -84,11 +93,7 @@ def test_unreadable_sheets_are_named(tmp_path):
     ],
 )
 def test_rows_that_cannot_be_a_clip_are_named(tmp_path, row, detail):
-    frames_root = tmp_path / casme2.FRAMES_DIR
-    clip = frames_root / "sub01" / "EP02_01f"
-    clip.mkdir(parents=True)
-    for n in (46, 47, 48, 49, 50, 51, 53, 54, 55):  # img52 is missing
-        (clip / f"img{n}.jpg").write_bytes(b"jpeg")
+    frames_root = _frames(tmp_path, "sub01/EP02_01f", (46, 47, 48, 49, 50, 51, 53, 54, 55))  # img52 is missing
     good = {"subject": "1", "filename": "EP02_01f", "onset": "46", "apex": "51", "offset": "55", "emotion": "happiness"}
     item = casme2.clip_item(frames_root, "sheet:row 2", good, CorpusReport())
     assert item.key == "sub01/EP02_01f" and item.subject == "sub01" and item.label == 0
@@ -98,18 +103,31 @@ def test_rows_that_cannot_be_a_clip_are_named(tmp_path, row, detail):
         casme2.clip_item(frames_root, "sheet:row 2", {**good, **row}, CorpusReport())
 
 
-def test_apex_not_coded_runs_to_the_offset_and_other_classes_are_left_out(tmp_path):
-    frames_root = tmp_path / casme2.FRAMES_DIR
-    clip = frames_root / "sub02" / "EP01_11f"
-    clip.mkdir(parents=True)
-    for n in range(21, 31):
-        (clip / f"img{n}.jpg").write_bytes(b"jpeg")
+def test_apex_not_coded_is_the_middle_frame_and_other_classes_are_left_out(tmp_path):
+    """The public protocol for CASME II's 21 rows without an apex: apex = (onset + offset) // 2, and
+    the clip is onset -> that apex, not onset -> offset (which would add the expression's fall)."""
+    frames_root = _frames(tmp_path, "sub02/EP01_11f", range(21, 31))
     report = CorpusReport()
     row = {"subject": "02", "filename": "EP01_11f", "onset": "21", "apex": "/", "offset": "30", "emotion": "Surprise"}
     item = casme2.clip_item(frames_root, "sheet:row 3", row, report)
-    assert len(item.path) == 10 and item.extra["apex"] == -1 and report.notes == {"apex_missing": 1}
+    assert [pathlib.Path(p).name for p in item.path] == [f"img{n}.jpg" for n in range(21, 26)]
+    assert item.extra == {"onset": 21, "apex": 25, "offset": 30} and report.notes == {"apex_from_midpoint": 1}
     assert casme2.clip_item(frames_root, "sheet:row 3", {**row, "emotion": "fear"}, report) is None
     assert report.excluded == {"emotion_fear": 1}
+
+
+@pytest.mark.parametrize("offset", ["0", "/", "48"])
+def test_an_offset_that_cannot_be_one_is_the_rise_mirrored(tmp_path, offset):
+    """An OffsetFrame of 0, "/" or before the apex (a typo in the sheet): offset = apex + (apex -
+    onset), capped at the clip's last frame, as public code corrects it; the clip is kept."""
+    frames_root = _frames(tmp_path, "sub01/EP02_01f", range(46, 56))
+    report = CorpusReport()
+    row = {"subject": "1", "filename": "EP02_01f", "onset": "46", "apex": "49", "offset": offset, "emotion": "happiness"}
+    item = casme2.clip_item(frames_root, "sheet:row 2", row, report)
+    assert item.extra == {"onset": 46, "apex": 49, "offset": 52} and len(item.path) == 4
+    assert report.notes == {"offset_corrected": 1}
+    late = casme2.clip_item(frames_root, "sheet:row 2", {**row, "apex": "53"}, report)
+    assert late.extra["offset"] == 55  # 53 + 7 runs past the last frame, img55
 
 
 @pytest.mark.parametrize("cell, split", [("1", "sub01"), ("01", "sub01"), ("26.0", "sub26"), ("sub07", "sub07"),
@@ -178,7 +196,8 @@ def test_fer_jax_build_exits_3_and_reports_each_bad_file(built):
     assert relative(skipped["no_face", "sub02"]) == f"{frames}/sub02/EP05_03"
     assert relative(skipped["missing", "sub03"]) == f"{frames}/sub03/EP06_01f"
     assert skipped["bad_label", "sub03"].endswith(f"{casme2.SHEET_NAME}:row 13")
-    assert report["excluded_by_reason"] == {"emotion_fear": 1} and report["notes"] == {"apex_missing": 1}
+    assert report["excluded_by_reason"] == {"emotion_fear": 1}
+    assert report["notes"] == {"apex_from_midpoint": 1, "offset_corrected": 1}  # EP19_05f, EP15_01
 
 
 def test_records_carry_labels_and_sheet_frames_one_split_per_subject(built):
@@ -190,7 +209,10 @@ def test_records_carry_labels_and_sheet_frames_one_split_per_subject(built):
     for key, record in records.items():
         emotion, onset = expected[key]
         assert casme2.CLASSES[record["label"]] == emotion and record["onset"] == onset
-        assert record["apex"] == (-1 if key.endswith("EP19_05f") else onset + 5)
+        # EP19_05f's apex is not coded: the middle of its 10 frames. EP15_01's offset is 0 in the
+        # sheet: apex + 5 = onset + 10, capped at its last frame, onset + 9, every clip's offset.
+        assert record["apex"] == (onset + 4 if key.endswith("EP19_05f") else onset + 5)
+        assert record["offset"] == onset + 9
         assert record["frames"].shape == (8, 64, 64, 1) and np.isfinite(record["landmarks"]).all()
     for subject in KEPT:
         assert subjects_of("casme2/gray64_t8", data_dir, subject) == {subject}

@@ -10,9 +10,14 @@ Estimated Emotion. The sheet is read as .xlsx with the standard library (`sheet.
 Classes: happiness, disgust, repression, surprise, others, the usual 5-class protocol; the few
 fear and sadness clips are left out (counted in the build report's excluded_by_reason).
 
-Each clip is the micro-expression's rise, the frames img<onset> .. img<apex>; a clip whose apex
-the sheet does not give ("/") runs img<onset> .. img<offset>, stores apex = -1, and is counted in
-the report's notes. `onset`, `apex` and `offset` are stored as the sheet's frame numbers.
+Each clip is the micro-expression's rise, the frames img<onset> .. img<apex>. The sheet's gaps are
+filled as the public code that the literature follows fills them (README.md, Sources):
+- no apex ("/", 21 rows of the real sheet): apex = (onset + offset) // 2, the middle frame, so the
+  clip is still onset -> apex (not onset -> offset, which would add the expression's fall);
+  counted in the report's notes as `apex_from_midpoint`;
+- an offset that cannot be one (0, "/", or before the apex): offset = apex + (apex - onset), the
+  rise mirrored, capped at the clip's last frame; counted in notes as `offset_corrected`.
+`onset`, `apex` and `offset` are stored as frame numbers (the sheet's, or the filled ones).
 
 Splits: one per subject, `sub01` .. `sub26`, for leave-one-subject-out (LOSO) evaluation:
 `loso_splits("sub05", subjects)` -> ("sub01+...+sub04+sub06+...", "sub05"). A subject none of
@@ -133,23 +138,39 @@ def clip_item(
     if emotion not in CLASSES:
         report.excluded[f"emotion_{emotion or 'empty'}"] += 1
         return None
-    if onset is None or offset is None or not onset <= (onset if apex is None else apex) <= offset:
-        message = f"frames must satisfy onset <= apex <= offset; got {onset}, {apex}, {offset}"
-        raise InputError(where, "bad_label", message)
     folder = frames_root / subject / row["filename"].strip()
-    if not folder.is_dir():
-        raise InputError(folder, "missing", "clip folder not found; check the copy of CASME2_RAW_selected")
+    onset, apex, offset, filled = _fill_timing(where, folder, onset, apex, offset)
     numbered = _numbered_frames(folder)
-    last = offset if apex is None else apex
-    for needed in (onset, last):
+    for needed in (onset, apex):
         if needed not in numbered:
             message = f"frame {needed} of the coding sheet is not in the clip folder"
             raise InputError(folder / f"img{needed}.jpg", "missing", message)
-    if apex is None:
-        report.notes["apex_missing"] += 1
-    paths = tuple(str(numbered[k]) for k in sorted(numbered) if onset <= k <= last)
-    extra = {"onset": onset, "apex": -1 if apex is None else apex, "offset": offset}
+    report.notes.update(filled)
+    paths = tuple(str(numbered[k]) for k in sorted(numbered) if onset <= k <= apex)
+    extra = {"onset": onset, "apex": apex, "offset": offset}
     return common.ClipItem(f"{subject}/{row['filename'].strip()}", paths, CLASSES.index(emotion), subject, extra=extra)
+
+
+def _fill_timing(where: str, folder: pathlib.Path, onset, apex, offset) -> tuple[int, int, int, list[str]]:
+    """(onset, apex, offset, notes) of a sheet row with its gaps filled (see the module docstring);
+    InputError "bad_label" when they cannot be, "missing" when the clip folder is not there."""
+    def bad(message):
+        return InputError(where, "bad_label", f"{message}; got onset {onset}, apex {apex}, offset {offset}")
+
+    if onset is None or (apex is None and not offset):
+        raise bad("a row needs an onset, and an apex or an offset")
+    if not folder.is_dir():
+        raise InputError(folder, "missing", "clip folder not found; check the copy of CASME2_RAW_selected")
+    notes = []
+    if apex is None:
+        apex = (onset + offset) // 2
+        notes.append("apex_from_midpoint")
+    elif not offset or offset < apex:
+        offset = min(apex + (apex - onset), max(_numbered_frames(folder), default=apex))
+        notes.append("offset_corrected")
+    if not onset <= apex <= offset:
+        raise bad("frames must satisfy onset <= apex <= offset")
+    return onset, apex, offset, notes
 
 
 def find_clips(root: pathlib.Path, report: pooled.CorpusReport) -> dict[str, list[common.ClipItem]]:

@@ -8,11 +8,12 @@ neutral, saved as CASME II saves its frames: colour JPEGs
 gives (160x160 rather than 640x480, ~10 frames rather than ~60, to keep the folder small). The
 coding sheet `CASME2-coding-20140508.xlsx` is a real .xlsx (a zip of SpreadsheetML parts, written
 here with the standard library) with the owner's columns, Subject as text ("01"), frame numbers as
-numbers, and "/" where an apex is not coded.
+numbers, "/" where an apex is not coded, and an OffsetFrame of 0 as a typo in the sheet.
 
 Clips (3 subjects, so 3 leave-one-subject-out splits):
-    sub01/EP02_01f happiness, sub01/EP03_02 disgust, sub01/EP19_05f others (apex "/"),
-    sub02/EP09_04 repression, sub02/EP01_11f surprise, sub03/EP08_03 happiness, sub03/EP15_01 disgust
+    sub01/EP02_01f happiness, sub01/EP03_02 disgust, sub01/EP19_05f others (apex "/": the middle
+    frame is taken as its apex), sub02/EP09_04 repression, sub02/EP01_11f surprise,
+    sub03/EP08_03 happiness, sub03/EP15_01 disgust (OffsetFrame 0: corrected)
     sub02/EP13_02  fear: not one of the 5 classes                    -> left out, emotion_fear
     sub01/EP04_02  its onset frame is a zero-byte JPEG               -> skipped, zero_byte
     sub02/EP05_03  blank frames                                      -> skipped, no_face
@@ -49,8 +50,9 @@ GOOD = [
     ("02", "EP09_04", "repression", 77),
     ("02", "EP01_11f", "surprise", 21),
     ("03", "EP08_03", "happiness", 160),
-    ("03", "EP15_01", "disgust", 58),
+    ("03", "EP15_01", "disgust", 58),  # OffsetFrame 0 in the sheet
 ]
+NO_APEX, ZERO_OFFSET = "EP19_05f", "EP15_01"
 
 
 def micro_expression(identity, emotion: str, seed: int) -> tuple[np.ndarray, int]:
@@ -132,8 +134,9 @@ def main():
     for k, (subject, clip, emotion, onset) in enumerate(GOOD):
         frames, apex = micro_expression(face_of[subject], emotion, seed=k)
         write_clip(subject, clip, frames, onset)
-        coded_apex = "/" if clip == "EP19_05f" else onset + apex
-        rows.append([subject, clip, None, onset, coded_apex, onset + len(frames) - 1, None, AUS[emotion], emotion])
+        coded_apex = "/" if clip == NO_APEX else onset + apex
+        coded_offset = 0 if clip == ZERO_OFFSET else onset + len(frames) - 1
+        rows.append([subject, clip, None, onset, coded_apex, coded_offset, None, AUS[emotion], emotion])
     rows.append(["02", "EP13_02", None, 30, 34, 40, None, AUS["fear"], "fear"])  # left out: fear
     frames, apex = micro_expression(face_of["01"], "disgust", seed=20)
     write_clip("01", "EP04_02", frames, 300)
