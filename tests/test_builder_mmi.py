@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from data_builders.ck_plus.pooled import CorpusReport
 from data_builders.mmi import mmi_dataset_builder as mmi
 from data_builders.mmi.window import VideoWindow
 from fer_jax.errors import InputError
@@ -20,7 +21,9 @@ from test_builder_ck_plus import ROOT, build_report, fer_jax_build, relative, su
 
 DUMMY = ROOT / "data_builders" / "mmi" / "dummy_data"
 SESSIONS = DUMMY / "Sessions"
-KEPT = {f"fold{f}": 1 for f in range(10)}  # subjects 1..10, one emotion video each
+# Subjects 1..10, one emotion video each; fold 0 also holds 305 (view 0 without FACS timing) and
+# 401 (dual view), which the frontal subset leaves out.
+KEPT = {"fold0": 3, **{f"fold{f}": 1 for f in range(1, 10)}}
 
 
 def _xml(tmp_path, text: str) -> pathlib.Path:
@@ -95,6 +98,41 @@ def test_fold_rule_and_cross_validation_splits():
     assert val == "fold4" and train.split("+") == [f"fold{f}" for f in range(10) if f != 4]
 
 
+def test_dual_view_sessions_and_frontal_ones_without_timing_are_kept():
+    """As public code reads MMI: view-2 (both cameras) emotion sessions are kept with their timing,
+    view-0 ones without -oao_aucs.xml whole (no timing) and turned a quarter turn clockwise;
+    profile-only (view 1) sessions are left out."""
+    report = CorpusReport()
+    fold0 = {item.key: item for item in mmi.find_clips(DUMMY, report)["fold0"]}
+    assert sorted(fold0) == ["110/S010-001", "305/S020-002", "401/S030-001"]
+    assert fold0["401/S030-001"].path == VideoWindow(str(SESSIONS / "401" / "S030-001.avi"), 0, 6)
+    assert fold0["401/S030-001"].label == mmi.CLASSES.index("happiness")
+    whole = fold0["305/S020-002"]
+    assert whole.path == VideoWindow(str(SESSIONS / "305" / "S020-002.avi"), 0, None, rotate_clockwise=True)
+    assert whole.extra == {"onset": -1, "apex": -1, "offset": -1} and report.notes == {"no_facs_timing": 1}
+    assert report.excluded == {"no_emotion_label": 1, "view_1": 1, "no_video": 1}
+
+
+def test_frontal_only_keeps_view_0_sessions_with_facs_timing():
+    report = CorpusReport()
+    items = mmi.find_clips(DUMMY, report, frontal_only=True)
+    assert [item.key for item in items["fold0"]] == ["110/S010-001"]
+    assert report.excluded == {"no_emotion_label": 1, "view_1": 1, "no_video": 1, "view_2": 1, "no_facs_timing": 1}
+    assert mmi.Builder.builder_configs["gray64_t8_frontal"].frontal_only
+    assert not mmi.Builder.builder_configs["gray64_t8"].frontal_only
+
+
+def test_video_window_turns_frames_and_runs_to_the_end():
+    video = str(next((SESSIONS / "101").glob("*.avi")))
+    frames = VideoFile(video).frames_at(range(VideoFile(video).count()))
+    whole = VideoWindow(video, 3, None, rotate_clockwise=True)
+    assert whole.count() == len(frames) - 3
+    turned = whole.frames_at([0, whole.count() - 1])
+    assert np.array_equal(turned[0], np.rot90(frames[3], k=-1))  # clockwise: the top row becomes the right column
+    assert np.array_equal(turned[0][:, -1], frames[3][0]) and turned[0].flags["C_CONTIGUOUS"]
+    assert np.array_equal(turned[whole.count() - 1], np.rot90(frames[len(frames) - 1], k=-1))
+
+
 def test_video_window_reads_onset_to_apex_and_names_short_videos():
     video = str(next((SESSIONS / "101").glob("*.avi")))
     window = VideoWindow(video, 2, 9)
@@ -158,9 +196,9 @@ def test_fer_jax_build_exits_3_and_reports_each_bad_file(built):
         (f"{sessions}/302/S005-002.avi", "truncated", "fold5"),
         (f"{sessions}/303/S006-002.avi", "no_face", "fold6"),
         (f"{sessions}/304/S007-002.xml", "bad_label", "fold7"),
-        (f"{sessions}/305/S008-002-oao_aucs.xml", "missing", "fold8"),
     }
     assert report["excluded_by_reason"] == {"no_emotion_label": 1, "view_1": 1, "no_video": 1}
+    assert report["notes"] == {"no_facs_timing": 1}  # 305: kept whole
     assert report["frames_per_second_per_core"] > 0
 
 
@@ -169,15 +207,16 @@ def test_records_carry_timing_labels_and_disjoint_subject_folds(built):
     source = tfds.data_source("mmi/gray64_t8", split="+".join(f"fold{f}" for f in range(10)),
                               data_dir=str(data_dir), download=False)
     records = {(r["clip_id"].decode() if isinstance(r["clip_id"], bytes) else r["clip_id"]): r for r in source}
-    assert len(records) == 10
+    assert len(records) == 12
     for key, record in records.items():
         session = SESSIONS / key.split("/")[0]
-        timing = mmi.parse_oao(next(session.glob("*-oao_aucs.xml")))
+        oao = list(session.glob("*-oao_aucs.xml"))
+        timing = mmi.parse_oao(oao[0]) if oao else mmi.Timing(-1, -1, -1)  # 305 has no FACS timing
         assert (record["onset"], record["apex"], record["offset"]) == (timing.onset, timing.apex, timing.offset)
         assert mmi.CLASSES[record["label"]] == mmi.CLASSES[mmi.parse_emotion(next(session.glob("S*[0-9].xml"))) - 1]
         assert record["frames"].shape == (8, 64, 64, 1) and np.isfinite(record["landmarks"]).all()
     folds = [subjects_of("mmi/gray64_t8", data_dir, f"fold{f}") for f in range(10)]
-    assert folds == [{f"S{subject:03d}"} for subject in (10, 1, 2, 3, 4, 5, 6, 7, 8, 9)]  # subject mod 10
+    assert folds == [{"S010", "S020", "S030"}, *({f"S{subject:03d}"} for subject in range(1, 10))]  # subject mod 10
     everyone = [s for subjects in folds for s in subjects]
     assert len(everyone) == len(set(everyone))
 
@@ -185,7 +224,7 @@ def test_records_carry_timing_labels_and_disjoint_subject_folds(built):
 def test_records_feed_two_training_steps(built, tmp_path):
     train_split, val_split = mmi.cross_validation_splits(0)
     results = train_two_steps("mmi/gray64_t8", built[0], train_split, val_split, 6, tmp_path)
-    assert results["steps"] == 2 and results["num_train_clips"] == 9 and results["num_val_clips"] == 1
+    assert results["steps"] == 2 and results["num_train_clips"] == 9 and results["num_val_clips"] == 3
 
 
 def test_tfds_build_command_builds_the_lemhi_config(builds):

@@ -10,7 +10,13 @@ onset/apex/offset markers of the class's action units (plus a blink, AU45, which
 ignores). The markers come from the rendered frames: onset where the face starts to move, apex
 where it has (almost) stopped changing.
 
-One good session per fold (subjects 1..10; fold = subject mod 10), plus:
+One good session per fold (subjects 1..10; fold = subject mod 10), plus two more in fold 0 that
+the frontal subset (`gray64_t8_frontal`) leaves out:
+    305  a frontal (view 0) emotion session without -oao_aucs.xml, stored on its side as MMI's
+         are: kept whole and turned upright (no timing); frontal subset: no_facs_timing
+    401  a dual-view (view 2) emotion session, frontal and mirrored camera side by side, with
+         its timing: kept; frontal subset: view_2
+and, left out or skipped in every config:
     201  an action-unit session without an Emotion metatag     -> left out, no_emotion_label
     202  a profile-view (view 1) emotion session               -> left out, view_1
     203  a still-image session (a .jpg, no video)              -> left out, no_video
@@ -18,7 +24,6 @@ One good session per fold (subjects 1..10; fold = subject mod 10), plus:
     302  .avi cut to a quarter, before its apex                -> skipped, truncated
     303  a video of an empty room                              -> skipped, no_face
     304  metadata .xml that is not XML                         -> skipped, bad_label
-    305  no -oao_aucs.xml                                      -> skipped, missing
 """
 
 from __future__ import annotations
@@ -110,6 +115,8 @@ def oao_xml(aus, timing: tuple[int, int, int], rng: np.random.Generator) -> str:
 def write_session(session: int, subject: int, take: int, frames, timing, emotion: str | None, view: int = 0,
                   rng=None) -> pathlib.Path:
     folder = OUT / SESSIONS_DIR / str(session)
+    if folder.exists():
+        shutil.rmtree(folder)
     name = f"S{subject:03d}-{take:03d}"
     write_avi(folder / f"{name}.avi", frames)
     (folder / "session.xml").write_text(session_xml(session, subject, name, view))
@@ -118,6 +125,18 @@ def write_session(session: int, subject: int, take: int, frames, timing, emotion
     aus = AUS[emotion] if emotion else (12,)
     (folder / f"{name}-oao_aucs.xml").write_text(oao_xml(aus, timing, rng or np.random.default_rng(session)))
     return folder / f"{name}.avi"
+
+
+def write_fold0_extras(identities) -> None:
+    """Sessions 305 (view 0, no timing, stored on its side) and 401 (view 2), subjects 20 and 30."""
+    frames, timing = recording(identities[64], "surprise", seed=64)
+    sideways = np.stack([np.rot90(f) for f in frames[::3]])  # a quarter turn anticlockwise, as stored
+    video = write_session(305, 20, 2, sideways, (0, timing[1] // 3, len(sideways) - 1), "surprise")
+    video.with_name(f"{video.stem}-oao_aucs.xml").unlink()
+    (video.parent / "session.xml").write_text(session_xml(305, 20, video.stem, annotated=False))
+    frames, timing = recording(identities[65], "happiness", seed=65)
+    both = np.concatenate([frames, frames[:, :, ::-1]], axis=2)[::2]  # two cameras, side by side
+    write_session(401, 30, 1, both, tuple(t // 2 for t in timing), "happiness", view=2)
 
 
 def main():
@@ -149,9 +168,7 @@ def main():
     frames, timing = recording(identities[63], "disgust", seed=63)
     metadata = write_session(304, 7, 2, frames[::3], (0, timing[1] // 3, len(frames[::3]) - 1), "disgust")
     metadata.with_suffix(".xml").write_text('<?xml version="1.0"?>\n<Metatags>\n  <Metatag Name="Emotion" Value="2"\n')
-    frames, timing = recording(identities[64], "surprise", seed=64)
-    video = write_session(305, 8, 2, frames[::3], (0, timing[1] // 3, len(frames[::3]) - 1), "surprise")
-    video.with_name(f"{video.stem}-oao_aucs.xml").unlink()
+    write_fold0_extras(identities)
     size = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
     print(f"wrote {OUT}: {sum(1 for _ in OUT.rglob('*.avi'))} videos, {size / 1e6:.2f} MB")
 

@@ -12,8 +12,16 @@ site as `Sessions/<session id>/` folders. A video session holds
     <name>-oao_aucs.xml     FACS timing: <ActionUnit Number="12"> with <Marker Frame="f" Type="t"/>
                             (1-based frames; t: 1 onset, 2 apex, 3 offset, 0 neutral again)
 
-Kept: frontal (view 0) videos with an Emotion value 1..6. Each clip is the expression's rise, the
-video's frames from onset to apex (as CK+ sequences run), so both configs see what CK+'s see.
+Kept: every video session with an Emotion value 1..6 in a frontal (view 0) or dual (view 2: the
+frontal and the profile camera side by side) recording, as public code that reads MMI keeps them;
+profile-only (view 1) sessions are left out. A config with `frontal_only=True` (`*_frontal`)
+keeps the frontal subset the builder used to: view 0 with FACS timing.
+
+Each clip is the expression's rise, the video's frames from onset to apex (as CK+ sequences run),
+so both configs see what CK+'s see. An emotion session without a `-oao_aucs.xml` has no timing:
+its clip is the whole video (neutral -> apex -> neutral), with onset, apex and offset stored as -1,
+counted in the report's notes as `no_facs_timing`. Such view-0 sessions are stored on their side
+(public code turns them a quarter turn clockwise before use), so their frames are turned too.
 The expression's timing comes from its facial action units 1..42 (43 eyes closed, 45 blink,
 46 wink and the head/eye position codes 50+ do not make an expression): onset = the first frame
 any of them starts its onset, apex = the first frame by which all of them have reached their apex,
@@ -49,6 +57,9 @@ SESSIONS_DIR = "Sessions"
 HOMEPAGE = "https://mmifacedb.eu/"
 EXPRESSION_AUS = range(1, 43)  # FACS action units that move the face (see the module docstring)
 MARKER_NEUTRAL, MARKER_ONSET, MARKER_APEX, MARKER_OFFSET = 0, 1, 2, 3
+# Session views kept (session.xml's <track view=...>: 0 frontal, 1 profile, 2 both side by side),
+# by the config's frontal_only.
+KEPT_VIEWS = {False: ("0", "2"), True: ("0",)}
 
 
 def fold_of_subject(subject: int) -> int:
@@ -152,9 +163,12 @@ def parse_oao(path: pathlib.Path) -> Timing:
     return Timing(onset - 1, apex - 1, end - 1)
 
 
-def find_clips(root: pathlib.Path, report: pooled.CorpusReport) -> dict[str, list[common.ClipItem]]:
-    """{fold name: ClipItems} of the frontal emotion recordings under root/Sessions. Sessions that
-    are not such recordings are counted in report.excluded; broken ones are skipped."""
+def find_clips(
+    root: pathlib.Path, report: pooled.CorpusReport, frontal_only: bool = False
+) -> dict[str, list[common.ClipItem]]:
+    """{fold name: ClipItems} of the emotion recordings under root/Sessions (frontal and dual-view;
+    with `frontal_only`, frontal ones with FACS timing). Sessions that are not such recordings
+    are counted in report.excluded; broken ones are skipped."""
     sessions = root / SESSIONS_DIR
     if not sessions.is_dir():
         message = f"{root}: expected a {SESSIONS_DIR}/ folder in --manual-dir. "
@@ -163,16 +177,16 @@ def find_clips(root: pathlib.Path, report: pooled.CorpusReport) -> dict[str, lis
     folders = sorted((p for p in sessions.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name))
     for folder in folders:
         try:
-            found = _session_video(folder, report)
+            found = _session_video(folder, report, KEPT_VIEWS[frontal_only])
         except InputError as e:
             report.add_skip("none", e)  # no subject known, so no fold
             continue
         if found is None:
             continue
-        video, subject = found
+        video, subject, view = found
         split = fold_name(fold_of_subject(subject))
         try:
-            item = _emotion_clip(folder, video, subject, report)
+            item = _emotion_clip(folder, video, subject, view, frontal_only, report)
         except InputError as e:
             report.add_skip(split, e)
             continue
@@ -181,9 +195,9 @@ def find_clips(root: pathlib.Path, report: pooled.CorpusReport) -> dict[str, lis
     return items
 
 
-def _session_video(folder: pathlib.Path, report: pooled.CorpusReport) -> tuple[pathlib.Path, int] | None:
-    """(video, subject number) of a frontal video session; None (counted in report.excluded) for
-    other sessions; InputError when the session is broken."""
+def _session_video(folder: pathlib.Path, report: pooled.CorpusReport, views) -> tuple[pathlib.Path, int, str] | None:
+    """(video, subject number, view) of a video session in one of `views`; None (counted in
+    report.excluded) for other sessions; InputError when the session is broken."""
     videos = sorted(folder.glob("*.avi"))
     if not videos:
         report.excluded["no_video"] += 1  # still-image sessions
@@ -193,15 +207,17 @@ def _session_video(folder: pathlib.Path, report: pooled.CorpusReport) -> tuple[p
     if not (folder / "session.xml").is_file():
         raise InputError(folder / "session.xml", "missing", "session.xml not found; re-download the session")
     subject, view = parse_session(folder / "session.xml", videos[0].name)
-    if view != "0":
-        report.excluded[f"view_{view}"] += 1  # profile (1) or dual-view (2) recordings
+    if view not in views:
+        report.excluded[f"view_{view}"] += 1  # profile (1), or dual-view (2) in the frontal subset
         return None
-    return videos[0], subject
+    return videos[0], subject, view
 
 
-def _emotion_clip(folder: pathlib.Path, video: pathlib.Path, subject: int, report) -> common.ClipItem | None:
+def _emotion_clip(folder: pathlib.Path, video: pathlib.Path, subject: int, view: str, frontal_only: bool,
+                  report) -> common.ClipItem | None:
     """The ClipItem of an emotion recording; None (counted in report.excluded) for recordings
-    without a basic-emotion label; InputError when its metadata or timing is broken."""
+    without a basic-emotion label (or, with `frontal_only`, without FACS timing); InputError when
+    its metadata or timing is broken."""
     metadata = video.with_suffix(".xml")
     emotion = parse_emotion(metadata) if metadata.is_file() else None
     if emotion is None:
@@ -211,12 +227,19 @@ def _emotion_clip(folder: pathlib.Path, video: pathlib.Path, subject: int, repor
         report.excluded[f"emotion_{emotion}"] += 1
         return None
     oao = folder / f"{video.stem}-oao_aucs.xml"
-    if not oao.is_file():
-        raise InputError(oao, "missing", "the FACS timing file is missing, so the onset -> apex clip cannot be cut")
-    timing = parse_oao(oao)
+    if oao.is_file():
+        timing = parse_oao(oao)
+        window = VideoWindow(str(video), timing.onset, timing.apex + 1)
+    elif frontal_only:
+        report.excluded["no_facs_timing"] += 1
+        return None
+    else:  # no timing: the whole recording; view-0 ones without it are stored on their side
+        timing = Timing(-1, -1, -1)
+        window = VideoWindow(str(video), 0, None, rotate_clockwise=view == "0")
+        report.notes["no_facs_timing"] += 1
     return common.ClipItem(
         key=f"{folder.name}/{video.stem}",
-        path=VideoWindow(str(video), timing.onset, timing.apex + 1),
+        path=window,
         label=emotion - 1,
         subject=f"S{subject:03d}",
         extra=dataclasses.asdict(timing),
@@ -224,9 +247,11 @@ def _emotion_clip(folder: pathlib.Path, video: pathlib.Path, subject: int, repor
 
 
 class MmiConfig(tfds.core.BuilderConfig):
-    def __init__(self, *, clip: ClipConfig, **kwargs):
+    def __init__(self, *, clip: ClipConfig, frontal_only: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.clip = clip
+        self.frontal_only = frontal_only  # view 0 with FACS timing only (see the module docstring)
+
 
 
 TIMING_FEATURES = {name: tfds.features.Scalar(dtype=np.int32) for name in ("onset", "apex", "offset")}
@@ -250,6 +275,12 @@ class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
             name="lemhi",
             description="Up to 32 frames of 112x112 grey faces from onset to apex, a frame mask, and their LEMHI.",
             clip=LEMHI,
+        ),
+        MmiConfig(
+            name="gray64_t8_frontal",
+            description="gray64_t8 of the frontal subset: view-0 sessions with FACS timing only.",
+            clip=GRAY64_T8,
+            frontal_only=True,
         ),
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
@@ -275,7 +306,7 @@ class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager):
         root = pathlib.Path(str(dl_manager.manual_dir))
         self.report = pooled.CorpusReport()
-        items = find_clips(root, self.report)
+        items = find_clips(root, self.report, self.builder_config.frontal_only)
         examples = pooled.preprocess_splits(items, self.builder_config.clip, self.report)
         empty = [split for split, split_examples in examples.items() if not split_examples]
         if empty:
