@@ -74,6 +74,22 @@ def test_parser_rejects_a_file_that_is_not_fer2013(tmp_path):
     assert parse.find_csv(str(tmp_path)) == str(tmp_path / "fer2013" / "fer2013.csv")
 
 
+def test_icml_face_data_csv_is_read_when_there_is_no_fer2013_csv(tmp_path):
+    """The competition's later download: icml_face_data.csv, header "emotion, Usage, pixels" (another
+    order, a space after each comma, as Kaggle ships it), the same rows."""
+    values = np.arange(2304) % 256
+    (tmp_path / "icml_face_data.csv").write_text(
+        f"emotion, Usage, pixels\n3,PublicTest,{' '.join(map(str, values))}\n6,Training,{PIXELS}\n0,PrivateTest,{PIXELS}\n")
+    path = parse.find_csv(str(tmp_path))
+    assert path == str(tmp_path / "icml_face_data.csv")
+    rows, bad = parse.read_fer2013(path)
+    assert bad == [] and {split: [r.label for r in found] for split, found in rows.items()} == {
+        "train": [6], "validation": [3], "test": [0]}
+    np.testing.assert_array_equal(rows["validation"][0].image, values.reshape(48, 48).astype(np.uint8))
+    (tmp_path / "fer2013.csv").write_text("emotion,pixels,Usage\n")  # fer2013.csv, when there, comes first
+    assert parse.find_csv(str(tmp_path)) == str(tmp_path / "fer2013.csv")
+
+
 def test_build_without_the_csv_says_where_to_get_it(tmp_path, capsys):
     assert cli.main(["build", "fer2013/raw48", "--data-dir", str(tmp_path / "a")]) == 2  # no --manual-dir
     assert "kaggle.com" in capsys.readouterr().err

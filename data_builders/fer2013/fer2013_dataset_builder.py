@@ -54,7 +54,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         "Recognition Challenge' (https://www.kaggle.com/c/challenges-in-representation-learning-facial-"
         "expression-recognition-challenge/data; sign in and accept the competition rules). Download "
         "fer2013.tar.gz, extract it, and pass the folder as --manual-dir. Layout: <manual_dir>/fer2013.csv "
-        "(or <manual_dir>/fer2013/fer2013.csv, as the archive unpacks), header 'emotion,pixels,Usage'."
+        "(or <manual_dir>/fer2013/fer2013.csv, as the archive unpacks), header 'emotion,pixels,Usage'; "
+        "or, without it, <manual_dir>/icml_face_data.csv from the competition download (header 'emotion, Usage, pixels')."
     )
 
     def __init__(self, *, file_format: str | None = None, **kwargs):

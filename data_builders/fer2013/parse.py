@@ -7,6 +7,11 @@ Recognition Challenge") has a header `emotion,pixels,Usage` and 35,887 rows:
     pixels   48 * 48 = 2304 gray values 0..255, space separated, row-major
     Usage    Training | PublicTest | PrivateTest  (-> our train | validation | test)
 
+Kaggle's later competition download ("challenges-in-representation-learning-facial-expression-
+recognition-challenge") ships the same rows as `icml_face_data.csv`, header `emotion, Usage, pixels`
+(other order, a space after each comma); columns are found by name with spaces stripped, so it
+reads alike, and it is used when there is no fer2013.csv.
+
 A row that breaks any of these is not guessed at: it becomes a `BadRow` with its line number in the
 file (the header is line 1), a reason key and a message, for the build report.
 """
@@ -110,14 +115,17 @@ def _is_int(token: str) -> bool:
 
 
 def find_csv(manual_dir) -> str:
-    """`<manual_dir>/fer2013.csv`, or `<manual_dir>/fer2013/fer2013.csv` as Kaggle's fer2013.tar.gz unpacks."""
-    candidates = [os.path.join(manual_dir, "fer2013.csv"), os.path.join(manual_dir, "fer2013", "fer2013.csv")]
+    """`<manual_dir>/fer2013.csv`, or `<manual_dir>/fer2013/fer2013.csv` as Kaggle's fer2013.tar.gz
+    unpacks, else `<manual_dir>/icml_face_data.csv` from the competition's later download."""
+    candidates = [os.path.join(manual_dir, "fer2013.csv"), os.path.join(manual_dir, "fer2013", "fer2013.csv"),
+                  os.path.join(manual_dir, "icml_face_data.csv")]
     for path in candidates:
         if os.path.isfile(path):
             return path
     raise InputError(
         manual_dir, "missing",
-        f"no fer2013.csv in this folder (looked for {' and '.join(candidates)}); extract Kaggle's fer2013.tar.gz here",
+        f"no fer2013.csv in this folder (looked for {', '.join(candidates)}); extract Kaggle's fer2013.tar.gz "
+        "(or the competition download with icml_face_data.csv) here",
     )
 
 
