@@ -147,6 +147,16 @@ def test_records_hold_only_full_av_speech_and_folds_are_actor_disjoint(builds):
     assert sorted(seen) == ["Actor_01", "Actor_06", "Actor_09", "Actor_14", "Actor_17", "Actor_22"]
 
 
+def test_song_config_says_23_actors_sang():
+    """Actor 18 recorded no song (RAVDESS's release): the song config and its docs say so."""
+    assert len(ravdess.SONG_ACTORS) == 23 and 18 not in ravdess.SONG_ACTORS
+    assert [sum(a in ravdess.SONG_ACTORS for a in fold) for fold in ravdess.FOLDS] == [4, 4, 4, 4, 3, 4]
+    song = ravdess.Builder(config="gray64_t8_song", data_dir="/nonexistent").builder_config
+    assert "23 actors" in song.description and "actor 18" in song.description
+    readme = (DUMMY.parent / "README.md").read_text()
+    assert "actor 18 recorded no song" in readme and "23 actors" in readme
+
+
 def test_configs_and_a_wrong_manual_dir():
     av = ravdess.Builder(config="rgb224_t16_av", data_dir="/nonexistent").info.features
     assert av["frames"].shape == (16, 224, 224, 3) and av["log_mel_deltas"].shape == (350, 64, 3)

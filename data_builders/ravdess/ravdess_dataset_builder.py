@@ -12,7 +12,9 @@ Only full-AV (01) files become records: the audio-visual configs need the sound,
 02 file is the very same recording as its 01 twin without it, so reading both would store every
 clip twice. 02 and 03 files are counted in the build report's `excluded_by_reason` (not errors:
 they do not make `fer-jax build` exit with status 3), never left out silently. Song (02) recordings
-exist for 6 emotions only (no disgust, no surprised) and are read by the `*_song` config only.
+exist for 6 emotions only (no disgust, no surprised), by 23 actors (actor 18 recorded no song:
+Zenodo has no Video_Song_Actor_18.zip), and are read by the `*_song` config only; its fold 4
+(actors 17-20) has song clips of three actors.
 
 Folds: 6 actor-disjoint folds of 4 consecutive actors (2 male, 2 female), the published table
 `FOLDS`; splits "fold0" .. "fold5". Train on five, test on the sixth: "fold1+fold2+...".
@@ -37,6 +39,7 @@ MODALITIES = {1: "full-AV", 2: "video-only", 3: "audio-only"}
 VOCAL_CHANNELS = ("speech", "song")
 INTENSITIES = ("normal", "strong")
 SONG_CLASSES = CLASSES[:6]  # the song recordings have no disgust and no surprised
+SONG_ACTORS = tuple(a for a in range(1, 25) if a != 18)  # actor 18 recorded no song
 NUM_ACTORS = 24
 # Fold k holds actors 4k+1 .. 4k+4: two odd (male) and two even (female) actors each.
 FOLDS: tuple[tuple[int, ...], ...] = tuple(tuple(range(4 * k + 1, 4 * k + 5)) for k in range(NUM_ACTORS // 4))
@@ -161,7 +164,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         ),
         RavdessConfig(
             name="gray64_t8_song",
-            description="Speech and song (song: 6 emotions); otherwise as gray64_t8.",
+            description=f"Speech and song (song: 6 emotions, {len(SONG_ACTORS)} actors: actor 18 sang none); "
+            "otherwise as gray64_t8.",
             clip=ClipConfig(num_frames=8, size=64, grayscale=True, audio_seconds=_AUDIO_SECONDS, upsample=0),
             vocal_channels=VOCAL_CHANNELS,
         ),
