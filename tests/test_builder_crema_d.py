@@ -6,13 +6,21 @@ actor-disjoint in the records (tests/test_experiments.py trains on them)."""
 from __future__ import annotations
 
 import pathlib
+import shutil
+import wave
 
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from data_builders import common
+
 from data_builders.crema_d import crema_d_dataset_builder as crema
+from data_builders.crema_d.audio_source import VideoWithWavAudio
 from data_builders.crema_d.make_dummy_data import GOOD
 from fer_jax.errors import ConfigError, InputError
+from fer_jax.preprocess import clip as clip_lib
+from fer_jax.preprocess import video
 from test_builder_afew import Builds, records, relative, text
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -129,6 +137,35 @@ def test_folds_are_actor_disjoint_in_the_records(builds):
     assert all(len(folds) == 1 for folds in seen.values())
     assert sorted(text(r["clip_id"]) for r in records(NAME, builds.fer_jax_dir, ALL_FOLDS)) == sorted(
         f"{stem}.flv" for stem in GOOD)
+
+
+def test_a_video_without_sound_takes_it_from_audio_wav(tmp_path):
+    """An FLV without an audio stream (some copies' are so) and AudioWAV/<same name>.wav: the clip
+    is kept, its audio features made from the WAV; an FLV with sound keeps its own."""
+    stem, voiced = "1007_ITH_HAP_XX", "1001_IEO_ANG_HI"
+    for folder, name in (("VideoFlash", f"{stem}.flv"), ("VideoFlash", f"{voiced}.flv"), ("AudioWAV", f"{voiced}.wav")):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        shutil.copy(DUMMY / folder / name, tmp_path / folder / name)
+    shutil.copy(DUMMY / "AudioWAV" / f"{voiced}.wav", tmp_path / "AudioWAV" / f"{stem}.wav")
+    items = {item.key: item for fold in crema.find_clips(tmp_path, None).values() for item in fold}
+    config = crema.Builder.builder_configs["gray64_t8"].clip
+    _, example, skip, _ = common._process(items[f"{stem}.flv"], config)
+    assert skip is None
+    from_wav = clip_lib.audio_outputs(video.read_audio(tmp_path / "AudioWAV" / f"{stem}.wav", config.sample_rate), config)
+    np.testing.assert_array_equal(example["log_mel"], from_wav["log_mel"])
+    own = items[f"{voiced}.flv"].path
+    assert isinstance(own, VideoWithWavAudio)
+    np.testing.assert_array_equal(own.read_audio(16_000), video.read_audio(own.path, 16_000))
+
+
+def test_digital_silence_is_no_usable_sound(tmp_path):
+    silent = tmp_path / "silent.wav"
+    with wave.open(str(silent), "wb") as out:  # an audio track of zeros, as a muted copy's
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(16_000)
+        out.writeframes(np.zeros(16_000, np.int16).tobytes())
+    voice = DUMMY / "AudioWAV" / "1001_IEO_ANG_HI.wav"
+    np.testing.assert_array_equal(VideoWithWavAudio(str(silent), str(voice)).read_audio(16_000),
+                                  video.read_audio(voice, 16_000))
 
 
 def test_configs_and_a_wrong_manual_dir():

@@ -7,7 +7,9 @@ with sound, `VideoFlash/<actor>_<sentence>_<emotion>_<level>.flv`, the label in 
     emotion   ANG anger, DIS disgust, FEA fear, HAP happy, NEU neutral, SAD sad
     level     LO low, MD medium, HI high (only the IEO sentence has levels), XX unspecified
 
-`AudioWAV/` holds the same sound converted to 16 kHz WAV and is not read: the FLVs carry it.
+`AudioWAV/<same name>.wav` holds the same sound at 16 kHz. The FLVs carry it, and it is read from
+them; when an FLV has no usable sound (no audio stream, an empty one, digital silence: some copies'
+FLVs are so), it is read from the WAV of the same name if there is one (`audio_source.py`).
 
 Folds: 5 actor-disjoint folds balanced by sex, by a published rule over the sexes in
 CREMA-D's VideoDemographics.csv (`SEXES`): actors sorted males first, then females, each by id;
@@ -25,6 +27,7 @@ import tensorflow_datasets as tfds
 
 from data_builders import common
 from data_builders import one_pool
+from data_builders.crema_d.audio_source import VideoWithWavAudio
 from fer_jax.errors import ConfigError, InputError
 from fer_jax.preprocess.clip import ClipConfig
 
@@ -36,7 +39,7 @@ FIRST_ACTOR, LAST_ACTOR = 1001, 1091
 # Sex of actors 1001..1091 in order, from VideoDemographics.csv (M male, F female).
 SEXES = "MFFFMFFFFFMFFMMMMFMFFMMFFMMFFFMMMMMMFMMMMMFMMFFMFMMFFFFFMFMFFMFMMMMMMMMFFFFFMFFMMFMFMMMMFMF"
 NUM_FOLDS = 5
-VIDEO_FOLDER = "VideoFlash"
+VIDEO_FOLDER, AUDIO_FOLDER = "VideoFlash", "AudioWAV"
 _NAME = re.compile(r"(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})")
 
 
@@ -116,8 +119,10 @@ def find_clips(root: pathlib.Path, report: common.BuildReport) -> dict[str, list
         except InputError as e:
             report.add_skip("unassigned", e)
             continue
+        wav = root / AUDIO_FOLDER / f"{path.stem}.wav"
+        source = VideoWithWavAudio(str(path), str(wav)) if wav.is_file() else str(path)
         items[f"fold{FOLD_OF_ACTOR[name.actor]}"].append(common.ClipItem(
-            key=path.name, path=str(path), label=name.label, subject=str(name.actor),
+            key=path.name, path=source, label=name.label, subject=str(name.actor),
             extra={"sentence": name.sentence, "level": name.level}))
     return items
 

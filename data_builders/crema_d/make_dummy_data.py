@@ -5,12 +5,13 @@
 Clips are scikit-image faces animated into an expression with a synthetic voice
 (`data_builders.demo_av.synth`), 160x160 at 25 fps (CREMA-D: 480x360 at 30), written as CREMA-D
 stores them: Flash videos (Sorenson Spark + MP3) `VideoFlash/<actor>_<sentence>_<emotion>_<level>.flv`,
-and two of the voices as 16 kHz WAVs in `AudioWAV/` (which the builder does not read).
+and two of the voices as 16 kHz WAVs in `AudioWAV/` (which the builder reads only for an FLV
+without usable sound; these two FLVs have theirs).
 
 Kept: six clips, at least one per fold (fold0 two). Plus:
     1004_DFA_DIS_XX.flv   0 bytes                          -> skipped, zero_byte  (fold0)
     1005_IOM_FEA_XX.flv   cut short (inside its header)    -> skipped, truncated  (fold1)
-    1007_ITH_HAP_XX.flv   no audio stream                  -> skipped, no_audio   (fold2)
+    1007_ITH_HAP_XX.flv   no audio stream, no WAV          -> skipped, no_audio   (fold2)
     1008_TAI_SAD_XX.flv   no face in any frame             -> skipped, no_face    (fold3)
     1009_IWW_XYZ_XX.flv   emotion XYZ                      -> skipped, bad_name
     1009_DFA_ANG_HI.flv   a level on a sentence without    -> skipped, bad_name
