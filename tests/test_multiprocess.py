@@ -33,7 +33,8 @@ def test_process_shares_tile_the_single_process_batches(tiny_dataset):
     """Each process's rows of every batch, side by side, are the batches one process reads alone
     (epoch boundaries inside a batch included), and every epoch is a permutation of the split."""
     from fer_jax.config import DataConfig
-    from fer_jax.data.pipeline import TrainBatches, open_source
+    from fer_jax.data.sources import open_source
+    from fer_jax.data.train_batches import TrainBatches
 
     data_dir, name = tiny_dataset
     source = open_source(DataConfig(dataset=name, data_dir=data_dir), "train")
