@@ -16,17 +16,17 @@ import numpy as np
 import optax
 import pytest
 
-import test_train
 from fer_jax.config import ExperimentConfig
 from fer_jax import sharding
 from fer_jax.errors import CheckpointError, ConfigError
 from fer_jax.train import checkpoint, faults, loop
 from fer_jax.train.faults import NonFiniteLossError
+from helpers import training
 
 
 def tiny_config(tiny_dataset, workdir, **train_kwargs) -> ExperimentConfig:
-    """test_train's tiny run, one epoch (12 steps) unless told otherwise."""
-    return test_train.tiny_config(tiny_dataset, workdir, **{"num_epochs": 1, **train_kwargs})
+    """The tiny run, one epoch (12 steps) unless told otherwise."""
+    return training.tiny_config(tiny_dataset, workdir, **{"num_epochs": 1, **train_kwargs})
 
 
 def poison_steps(monkeypatch, bad_steps):
