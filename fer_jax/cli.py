@@ -70,7 +70,8 @@ def cmd_cv(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from fer_jax.eval.evaluate import evaluate_checkpoint, format_table
+    from fer_jax.eval.evaluate import format_table
+    from fer_jax.runs.evaluate import evaluate_checkpoint
 
     summary = evaluate_checkpoint(args.checkpoint, args.split, args.step)
     print(format_table(summary, f"{args.checkpoint}: {summary['split']}, step {summary['step']}"))
@@ -103,7 +104,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_fuse(args) -> int:
-    from fer_jax.eval.fuse_runs import format_fuse_table, fuse_runs
+    from fer_jax.runs.fuse import format_fuse_table, fuse_runs
 
     summary = fuse_runs(args.workdirs, args.out, trials=args.trials, seed=args.seed)
     print(format_fuse_table(summary))

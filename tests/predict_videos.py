@@ -92,22 +92,13 @@ def train_tiny_run(tiny_dataset, workdir) -> str:
     import dataclasses
     import json
 
-    from fer_jax.config import AugmentConfig, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
     from fer_jax.infer.loader import PREPROCESSING_FILE
     from fer_jax.preprocess.clip import ClipConfig
     from fer_jax.train.loop import train
+    from helpers.training import tiny_config
 
-    data_dir, name = tiny_dataset
-    # The same model and batch sizes as tests/test_train.py, so the compiled programs are shared.
-    config = ExperimentConfig(
-        name="tiny", workdir=str(workdir),
-        data=DataConfig(dataset=name, data_dir=data_dir, num_classes=3, frames=8, size=16, global_batch_size=8,
-                        eval_batch_size=16),
-        model=ModelConfig(kwargs={"frames": 8, "size": 16, "conv_features": [4, 8, 8], "convlstm_filters": 4,
-                                  "dropout": 0.2}),
-        augment=AugmentConfig(),
-        train=TrainConfig(learning_rate=3e-3, num_epochs=1, log_every_steps=4),
-    )
+    # The trainer tests' model and batch sizes, so the compiled programs are shared.
+    config = tiny_config(tiny_dataset, workdir, num_epochs=1)
     train(config, stop_after_steps=2)  # stopped as a preempted run is: a checkpoint, no evaluation
     clip = ClipConfig(num_frames=8, size=16, grayscale=True, need_audio=False)
     preprocessing = {"clip": dataclasses.asdict(clip), "class_names": ["right", "down", "still"]}

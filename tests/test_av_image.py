@@ -5,13 +5,13 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from flax import nnx
 
 from fer_jax.errors import ConfigError
 from fer_jax.models import build_model
 from fer_jax.models.av_image import AvImageInception, InceptionBlock
+from helpers.fitting import assert_adam_steps_fit, cross_entropy
 
 
 # Two stages: the same blocks as the paper-size model (three stages of 32, 64, 128 filters,
@@ -157,28 +157,6 @@ def test_parameter_count_of_default_model():
 
 
 def test_adam_steps_reduce_loss_on_a_fixed_batch():
-    model = _build(**TINY)
-    optimizer = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)
     labels = jnp.array([0, 1, 0, 1])
-    batch = _inputs(batch=4, seed=1, labels=labels)
-
-    def loss_fn(model):
-        return optax.softmax_cross_entropy_with_integer_labels(model(batch), labels).mean()
-
-    @nnx.jit
-    def train_step(model, optimizer):
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        optimizer.update(model, grads)
-        return loss
-
-    def eval_loss(model):
-        # Through the file's one jitted eval forward (same batch shape): no extra compile.
-        model.eval()
-        return float(optax.softmax_cross_entropy_with_integer_labels(_forward(model, batch), labels).mean())
-
-    before = eval_loss(model)
-    model.train()
-    for _ in range(25):
-        train_step(model, optimizer)
-    after = eval_loss(model)
-    assert np.isfinite(after) and after < 0.6 * before, (before, after)
+    assert_adam_steps_fit(_build(**TINY), _inputs(batch=4, seed=1, labels=labels), cross_entropy(labels),
+                          learning_rate=3e-3, steps=25, forward=_forward)

@@ -11,75 +11,22 @@ arbitrary time base) are MP4s in files named .avi, as AFEW's layout wants.
 
 from __future__ import annotations
 
-import fractions
 import json
 import pathlib
 import shutil
 
-import av
 import numpy as np
 import pytest
-import skimage.data
 import tensorflow_datasets as tfds
 
 import data_builders
 from data_builders.afew import dummy_media
 from fer_jax.errors import ConfigError, InputError
 from fer_jax.preprocess import video
+from helpers.media import FPS, VFR_PTS_MS, moving_face_frames, write_clip
 
 AFEW = pathlib.Path(__file__).resolve().parents[1] / "data_builders" / "afew" / "dummy_data"
-FPS, N = 25, 16
-VFR_PTS_MS = [0, 40, 80, 200, 240, 400, 440, 480, 700, 740, 780, 820, 900, 940, 1200, 1240]
-
-
-def face_frames(n=N, size=(160, 160), top=22, left=124):
-    """(n, H, W, 3) uint8: a window sliding over the astronaut's face, 2 px per frame."""
-    image = skimage.data.astronaut()
-    h, w = size
-    return np.stack([image[top + 2 * i : top + 2 * i + h, left + 2 * i : left + 2 * i + w] for i in range(n)])
-
-
-def write(path, frames, *, fmt="avi", vcodec="mpeg4", fps=FPS, pts_ms=None, rotation=None, audio=(16000, 1)):
-    """A clip with PyAV: `audio` (rate, channels) a 220 Hz tone as long as the video (None: silent
-    file without an audio stream); `pts_ms` frame times for a variable frame rate; `rotation` the
-    display-matrix angle (degrees counterclockwise a player turns the picture)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t, height, width, _ = frames.shape
-    with av.open(str(path), "w", format=fmt) as out:
-        stream = out.add_stream(vcodec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        if pts_ms is not None:
-            stream.codec_context.time_base = fractions.Fraction(1, 1000)
-        if rotation is not None:
-            stream.set_display_rotation(rotation)
-        sound = None
-        if audio is not None:
-            rate, channels = audio
-            acodec = "pcm_s16le" if fmt == "avi" else "aac"
-            sound = out.add_stream(acodec, rate=rate, layout="stereo" if channels == 2 else "mono")
-        for i, frame in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            if pts_ms is not None:
-                vf.pts, vf.time_base = pts_ms[i], fractions.Fraction(1, 1000)
-            out.mux(stream.encode(vf))
-        out.mux(stream.encode())
-        if sound is not None:
-            seconds = (pts_ms[-1] / 1000 + 1 / fps) if pts_ms else t / fps
-            samples = np.arange(int(rate * seconds)) / rate
-            tone = np.tile(0.3 * np.sin(2 * np.pi * 220 * samples), (channels, 1)).astype(np.float32)
-            chunk = sound.codec_context.frame_size or 1024
-            for start in range(0, tone.shape[1], chunk):
-                piece = np.ascontiguousarray(tone[:, start : start + chunk])
-                if acodec == "pcm_s16le":
-                    piece = (piece * 32767).astype(np.int16).T.reshape(1, -1)
-                    af = av.AudioFrame.from_ndarray(piece, format="s16", layout=sound.layout.name)
-                else:
-                    af = av.AudioFrame.from_ndarray(piece, format="fltp", layout=sound.layout.name)
-                af.sample_rate, af.pts = rate, start
-                out.mux(sound.encode(af))
-            out.mux(sound.encode())
-    return path
+N = 16
 
 
 # name in Train/Happy -> expected reason (None: kept)
@@ -111,28 +58,28 @@ def make_manual_dir(root: pathlib.Path) -> pathlib.Path:
     shutil.copy(AFEW / "Train" / "Happy" / "000100002.avi", happy / "Ünïcødé clip ☺ 01.avi")
     (root / "Val" / "Happy").mkdir(parents=True)
     shutil.copy(AFEW / "Train" / "Happy" / "000100002.avi", root / "Val" / "Happy" / "val good.avi")
-    faces = face_frames()
-    write(happy / "vfr.avi", faces, fmt="mp4", vcodec="libx264", pts_ms=VFR_PTS_MS, audio=(44100, 2))
-    write(happy / "one_frame.avi", faces[:1])
-    write(happy / "stereo_44k.avi", faces, audio=(44100, 2))
-    write(happy / "mono_8k.avi", faces, audio=(8000, 1))
-    write(happy / "mono_48k.avi", faces, audio=(48000, 1))
+    faces = moving_face_frames()
+    write_clip(happy / "vfr.avi", faces, fmt="mp4", vcodec="libx264", pts_ms=VFR_PTS_MS, audio=(44100, 2))
+    write_clip(happy / "one_frame.avi", faces[:1])
+    write_clip(happy / "stereo_44k.avi", faces, audio=(44100, 2))
+    write_clip(happy / "mono_8k.avi", faces, audio=(8000, 1))
+    write_clip(happy / "mono_48k.avi", faces, audio=(48000, 1))
     # The face's left third outside the frame: the crop is filled with black where the frame ends.
     edge = np.zeros_like(faces)
-    edge[:, :, :110] = face_frames(size=(160, 110), left=174)
-    write(happy / "face_at_edge.avi", edge)
-    write(happy / "odd_161x119.avi", face_frames(size=(161, 119), left=140))
+    edge[:, :, :110] = moving_face_frames(size=(160, 110), left=174)
+    write_clip(happy / "face_at_edge.avi", edge)
+    write_clip(happy / "odd_161x119.avi", moving_face_frames(size=(161, 119), left=140))
     # Stored turned a quarter clockwise, with metadata telling players to turn it back.
-    write(happy / "upright.avi", faces, fmt="mp4", vcodec="libx264")
-    write(happy / "rotated.avi", np.rot90(faces, k=-1, axes=(1, 2)), fmt="mp4", vcodec="libx264", rotation=90)
+    write_clip(happy / "upright.avi", faces, fmt="mp4", vcodec="libx264")
+    write_clip(happy / "rotated.avi", np.rot90(faces, k=-1, axes=(1, 2)), fmt="mp4", vcodec="libx264", rotation=90)
     dummy_media.write_zero_byte(happy / "zero_byte.avi")
     dummy_media.write_truncated(happy / "cut_short.avi", happy / "good.avi", dummy_media.AVI_HEADER_CUT)
     (happy / "notes.avi").write_text("subtitles, not a video\n" * 40)
     mp4 = (happy / "upright.avi").read_bytes()
     assert mp4.count(b"avc1") >= 1
     (happy / "unknown_codec.avi").write_bytes(mp4.replace(b"avc1", b"zzz1"))  # a FourCC no decoder knows
-    write(happy / "no_audio.avi", faces, audio=None)
-    write(happy / "no_face.avi", np.full_like(faces, 128))
+    write_clip(happy / "no_audio.avi", faces, audio=None)
+    write_clip(happy / "no_face.avi", np.full_like(faces, 128))
     return root
 
 

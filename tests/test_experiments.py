@@ -70,7 +70,7 @@ class _Source:
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_reads_what_its_builder_writes(name):
-    from fer_jax.data import pipeline
+    from fer_jax.data.sources import check_source_matches
     from fer_jax.models import build_model
     from fer_jax.train.tasks import input_keys_of, task_of
     from flax import nnx
@@ -82,7 +82,7 @@ def test_config_reads_what_its_builder_writes(name):
     model = nnx.eval_shape(lambda: build_model(config.model.name, num_classes=config.data.num_classes,
                                                rngs=nnx.Rngs(0), **kwargs))
     keys = input_keys_of(model) + task_of(model).target_keys
-    pipeline.check_source_matches(config.data, _Source(features), config.data.train_split, keys)  # raises if not
+    check_source_matches(config.data, _Source(features), config.data.train_split, keys)  # raises if not
     params = sum(int(np.prod(v.shape)) for _, v in nnx.to_flat_state(nnx.state(model, nnx.Param)))
     assert readme_parameter_counts()[name] == params, f"README's experiments table: {name} has {params:,} parameters"
     assert config.train.learning_rate == 1e-4
@@ -253,8 +253,8 @@ def test_hu2019_protocol_cv_both_models_then_fuse(corpora, tmp_path):
     `fer-jax fuse`; the fused per-model scores are those `fer-jax eval` gives the same checkpoints."""
     from fer_jax import cli
     from fer_jax.errors import ConfigError
-    from fer_jax.eval.evaluate import evaluate_checkpoint
-    from fer_jax.eval.fuse_runs import fuse_runs
+    from fer_jax.runs.evaluate import evaluate_checkpoint
+    from fer_jax.runs.fuse import fuse_runs
 
     data_dir = corpora("ck_plus/lemhi")
     runs = json.dumps([["fold0", "+".join(f"fold{k}" for k in range(1, 10)), "fold0"],

@@ -1,7 +1,7 @@
 """Numerical faults, failed saves, half-written checkpoints and configs that disagree with the records.
 
 A bad batch is made the way one arrives in practice: a label outside the classes (a corrupt record),
-which makes the cross-entropy NaN. It is injected at a chosen step by wrapping `pipeline.to_global`.
+which makes the cross-entropy NaN. It is injected at a chosen step by wrapping `sharding.to_global`.
 """
 
 import dataclasses
@@ -16,22 +16,22 @@ import numpy as np
 import optax
 import pytest
 
-import test_train
 from fer_jax.config import ExperimentConfig
-from fer_jax.data import pipeline
+from fer_jax import sharding
 from fer_jax.errors import CheckpointError, ConfigError
 from fer_jax.train import checkpoint, faults, loop
 from fer_jax.train.faults import NonFiniteLossError
+from helpers import training
 
 
 def tiny_config(tiny_dataset, workdir, **train_kwargs) -> ExperimentConfig:
-    """test_train's tiny run, one epoch (12 steps) unless told otherwise."""
-    return test_train.tiny_config(tiny_dataset, workdir, **{"num_epochs": 1, **train_kwargs})
+    """The tiny run, one epoch (12 steps) unless told otherwise."""
+    return training.tiny_config(tiny_dataset, workdir, **{"num_epochs": 1, **train_kwargs})
 
 
 def poison_steps(monkeypatch, bad_steps):
     """Give the batches of the 1-based `bad_steps` of this run a label of 99 (no such class)."""
-    real, calls = pipeline.to_global, {"n": 0}
+    real, calls = sharding.to_global, {"n": 0}
 
     def to_global(batch, mesh):
         calls["n"] += 1
@@ -39,7 +39,7 @@ def poison_steps(monkeypatch, bad_steps):
             batch = {**batch, "label": np.full_like(batch["label"], 99)}
         return real(batch, mesh)
 
-    monkeypatch.setattr(pipeline, "to_global", to_global)
+    monkeypatch.setattr(sharding, "to_global", to_global)
 
 
 def leaves(state, *, rng: bool):
@@ -67,7 +67,7 @@ def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint
     assert "step 5: loss is nan" in str(error) and "last good checkpoint, step 4, is kept" in str(error)
     manager = checkpoint.checkpoint_manager(tmp_path / "checkpoints", read_only=True)
     assert checkpoint.latest_step(manager) == 4  # the save at step 6 never happened
-    steps = loop.build_state(config, pipeline.make_mesh())
+    steps = loop.build_state(config, sharding.make_mesh())
     state, meta = checkpoint.restore(manager, None, checkpoint.abstract_like(steps.state))
     assert meta["step"] == 4
     assert all(np.isfinite(x).all() for x in leaves(state, rng=False).values())
@@ -92,7 +92,7 @@ def test_skip_mode_leaves_the_state_unchanged_counts_and_stops_past_the_limit(ti
     assert sorted(saved) == [1, 2, 3, 4, 5, 6]  # nothing saved once step 7 went past the limit
     (before, meta4), (skipped, meta5), (after, meta6) = saved[4], saved[5], saved[6]
     assert (meta4["skipped_steps"], meta5["skipped_steps"], meta6["skipped_steps"]) == (0, 1, 1)
-    on_disk, meta = restore_step(tmp_path, None, loop.build_state(config, pipeline.make_mesh()).state)
+    on_disk, meta = restore_step(tmp_path, None, loop.build_state(config, sharding.make_mesh()).state)
     assert meta == meta6 and all(np.array_equal(x, y) for x, y in zip(leaves(on_disk, rng=False).values(),
                                                                      leaves(after, rng=False).values()))
     # The skipped step left parameters, Adam moments and Adam's count bit for bit as they were...

@@ -5,13 +5,13 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from flax import nnx
 
 from fer_jax.errors import ConfigError
 from fer_jax.models import build_model
 from fer_jax.models.lemhi import CnnCtsLstm, LemhiCnn, segment_means
+from helpers.fitting import assert_adam_steps_fit, cross_entropy
 
 TINY_BACKBONE = {"backbone_kwargs": {"blocks": ((4,), (8,))}}
 TINY = {
@@ -121,27 +121,6 @@ def test_parameter_counts_of_default_models():
 
 @pytest.mark.parametrize("name", ["lemhi_cnn", "cnn_ctslstm"])
 def test_adam_steps_reduce_loss_on_a_fixed_batch(name):
-    model = _build(name)
-    optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
     labels = jnp.array([0, 1, 0, 1])
-    batch = _inputs(seed=1, labels=labels)
-
-    def loss_fn(model):
-        return optax.softmax_cross_entropy_with_integer_labels(model(batch), labels).mean()
-
-    @nnx.jit
-    def train_step(model, optimizer):
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        optimizer.update(model, grads)
-        return loss
-
-    def eval_loss(model):
-        model.eval()  # through the file's jitted eval forward (same shapes): no extra compile
-        return float(optax.softmax_cross_entropy_with_integer_labels(_forward(model, batch), labels).mean())
-
-    before = eval_loss(model)
-    model.train()
-    for _ in range(30):
-        train_step(model, optimizer)
-    after = eval_loss(model)
-    assert np.isfinite(after) and after < 0.6 * before, (before, after)
+    assert_adam_steps_fit(_build(name), _inputs(seed=1, labels=labels), cross_entropy(labels),
+                          learning_rate=1e-2, steps=30, forward=_forward)

@@ -19,7 +19,7 @@ def _config(tiny_dataset, workdir):
     are compiled here) and no augmentation (not what is under test)."""
     import dataclasses
 
-    from test_train import tiny_config
+    from helpers.training import tiny_config
 
     from fer_jax.config import AugmentConfig, ModelConfig
 
@@ -33,7 +33,8 @@ def test_process_shares_tile_the_single_process_batches(tiny_dataset):
     """Each process's rows of every batch, side by side, are the batches one process reads alone
     (epoch boundaries inside a batch included), and every epoch is a permutation of the split."""
     from fer_jax.config import DataConfig
-    from fer_jax.data.pipeline import TrainBatches, open_source
+    from fer_jax.data.sources import open_source
+    from fer_jax.data.train_batches import TrainBatches
 
     data_dir, name = tiny_dataset
     source = open_source(DataConfig(dataset=name, data_dir=data_dir), "train")
@@ -81,7 +82,7 @@ def _worker(process_id: int, port: int, data_dir: str, name: str, workdir: str, 
     assert initialize(f"127.0.0.1:{port}", 2, process_id)
     import jax
 
-    from test_train import params_of
+    from helpers.training import params_of
 
     from fer_jax.train.loop import train
 
@@ -93,7 +94,7 @@ def _worker(process_id: int, port: int, data_dir: str, name: str, workdir: str, 
 def test_two_processes_equal_one_process_with_four_devices(tiny_dataset, tmp_path):
     import jax
 
-    from test_train import assert_same_params, params_of
+    from helpers.training import assert_same_params, params_of
 
     from fer_jax.train.loop import train
 

@@ -1,13 +1,20 @@
-"""The input pipeline's own pieces: the lean record decoder against tfds's decoding, worker
-processes against in-process reading, and device prefetch against checkpoint/resume."""
+"""The input pipeline's own pieces: opening a split for a model, the lean record decoder against
+tfds's decoding, worker processes against in-process reading, and device prefetch against
+checkpoint/resume."""
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from jax.sharding import PartitionSpec
+
 from fer_jax.config import DataConfig
-from fer_jax.data import pipeline
+from fer_jax.data.decoding import RecordDecoder
 from fer_jax.data.record_features import array_feature
+from fer_jax.data.sources import RecordKeys, open_source, open_split
+from fer_jax.data.train_batches import train_iterator
+from fer_jax.errors import ConfigError
+from fer_jax.sharding import DevicePrefetch, make_mesh
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +33,14 @@ def _assert_same(a, b):
         np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]))
 
 
+def test_open_split_carries_what_the_model_reads_and_refuses_what_the_records_lack(config):
+    # The tiny corpus has frames and label, no frame_mask and no log_mel.
+    split = open_split(config, "train", RecordKeys(("frames",), optional=("frame_mask",), targets=("label",)))
+    assert (split.name, split.keys, len(split)) == ("train", ("frames", "label"), len(open_source(config, "train")))
+    with pytest.raises(ConfigError, match=r"tiny_clips\[train\]: the model reads \['log_mel'\]"):
+        open_split(config, "train", RecordKeys(("frames", "log_mel"), targets=("label",)))
+
+
 def test_decoder_equals_tfds_decoding_for_bytes_list_and_scalar_features():
     features = tfds.features.FeaturesDict({
         "frames": array_feature((2, 3, 4, 1), np.uint8),  # raw bytes
@@ -40,7 +55,7 @@ def test_decoder_equals_tfds_decoding_for_bytes_list_and_scalar_features():
     record = features.serialize_example(example)
     expected = features.deserialize_example_np(record)
     keys = ("frames", "log_mel", "mask", "label")
-    decoded = pipeline.RecordDecoder(features, keys)(record)
+    decoded = RecordDecoder(features, keys)(record)
     assert list(decoded) == list(keys)
     for key in ("frames", "log_mel", "mask"):
         np.testing.assert_array_equal(decoded[key], expected[key])
@@ -51,22 +66,22 @@ def test_decoder_equals_tfds_decoding_for_bytes_list_and_scalar_features():
 def test_worker_processes_read_the_same_batches_as_the_main_process(config):
     import dataclasses
 
-    source = pipeline.open_source(config, "train")
+    source = open_source(config, "train")
     keys = ("frames", "label")
-    alone = _batches(pipeline.train_iterator(source, config, 2, keys), 5)
-    workers = pipeline.train_iterator(source, dataclasses.replace(config, worker_count=1), 2, keys)
+    alone = _batches(train_iterator(source, config, 2, keys), 5)
+    workers = train_iterator(source, dataclasses.replace(config, worker_count=1), 2, keys)
     for a, b in zip(alone, _batches(workers, 5)):
         _assert_same(a, b)
     workers.close()
 
 
 def test_device_prefetch_checkpoints_the_batches_handed_out_not_those_read_ahead(config):
-    source = pipeline.open_source(config, "train")
-    mesh = pipeline.make_mesh()
+    source = open_source(config, "train")
+    mesh = make_mesh()
     keys = ("frames", "label")
 
     def fresh():
-        return pipeline.DevicePrefetch(pipeline.train_iterator(source, config, 2, keys), mesh, depth=3)
+        return DevicePrefetch(train_iterator(source, config, 2, keys), mesh, depth=3)
 
     reference = _batches(fresh(), 7)
     prefetch = fresh()
@@ -76,4 +91,4 @@ def test_device_prefetch_checkpoints_the_batches_handed_out_not_those_read_ahead
     resumed.set_state(state)
     for expected, got in zip(reference[4:], _batches(resumed, 3)):
         _assert_same(expected, got)
-        assert got["frames"].sharding.spec == pipeline.PartitionSpec("data")  # global, split over the mesh
+        assert got["frames"].sharding.spec == PartitionSpec("data")  # global, split over the mesh

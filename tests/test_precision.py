@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from fer_jax.config import AugmentConfig, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
-from fer_jax.data import pipeline
+from fer_jax import sharding
 from fer_jax.errors import ConfigError
 from fer_jax.models import build_model
 from fer_jax.train.loop import build_state
@@ -35,8 +35,8 @@ def stepped():
     rng = np.random.default_rng(0)
     host = {"frames": rng.integers(0, 256, (B, T, S, S, 1), dtype=np.uint8),
             "label": rng.integers(0, 3, (B,)).astype(np.int32)}
-    mesh = pipeline.make_mesh()
-    batch = pipeline.to_global(host, mesh)
+    mesh = sharding.make_mesh()
+    batch = sharding.to_global(host, mesh)
     out = {}
     for precision in ("f32", "bf16"):
         with jax.default_prng_impl("rbg"):  # faster initialiser compile; same draws for both
@@ -130,4 +130,4 @@ def test_demo_model_sums_its_bf16_gradients_in_float32():
 
 def test_unknown_precision_is_a_config_error():
     with pytest.raises(ConfigError, match="train.precision='fp8'"), jax.default_prng_impl("rbg"):
-        build_state(_config("fp8"), pipeline.make_mesh())
+        build_state(_config("fp8"), sharding.make_mesh())

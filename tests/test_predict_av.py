@@ -20,6 +20,7 @@ from fer_jax.infer.stream import iter_windows
 from fer_jax.models import build_model
 from fer_jax.preprocess.clip import ClipConfig, audio_outputs
 from fer_jax.preprocess.video import read_audio
+from helpers.media import moving_face_frames, write_clip
 
 CLIP = ClipConfig(num_frames=2, size=16, need_audio=True, audio_seconds=0.5, audio_features=("waveform_image",))
 CLASSES = ["calm", "loud"]
@@ -92,9 +93,8 @@ def test_av_model_on_a_video_without_sound_is_a_clear_error(av_run, videos, tmp_
 def test_stereo_and_8k_sound_reach_the_model_as_the_records_have_it(av_run, tmp_path, rate, channels):
     """Any rate and layout is averaged to mono and resampled to the clip's 16 kHz, as read_audio does
     for the records (tests/test_bad_input.py builds the same files)."""
-    from test_bad_input import face_frames, write
 
-    path = str(write(tmp_path / f"tone_{rate}_{channels}.avi", face_frames(n=20), audio=(rate, channels)))
+    path = str(write_clip(tmp_path / f"tone_{rate}_{channels}.avi", moving_face_frames(n=20), audio=(rate, channels)))
     model = load_model(av_run)
     windows = list(iter_windows(path, model.clip, model.keys, window=2, stride=5))
     whole = read_audio(path, 16000)

@@ -12,7 +12,7 @@ import pytest
 from fer_jax.errors import InputError
 from fer_jax.infer.predict import predict_video
 from fer_jax.infer.stream import iter_windows
-from test_bad_input import VFR_PTS_MS, face_frames, write
+from helpers.media import VFR_PTS_MS, moving_face_frames, write_clip
 
 USABLE = ("vfr.mp4", "one_frame.avi", "face_at_edge.avi", "odd_161x119.avi", "upright.mp4", "rotated.mp4",
           "Ünïcødé clip ☺ 01.avi")
@@ -22,17 +22,17 @@ USABLE = ("vfr.mp4", "one_frame.avi", "face_at_edge.avi", "odd_161x119.avi", "up
 def folder(tmp_path_factory):
     """The videos, in a folder whose path has spaces and non-ASCII characters."""
     folder = tmp_path_factory.mktemp("awkward videos ünï")
-    faces = face_frames()
-    write(folder / "vfr.mp4", faces, fmt="mp4", vcodec="libx264", pts_ms=VFR_PTS_MS, audio=(44100, 2))
-    write(folder / "one_frame.avi", faces[:1])
+    faces = moving_face_frames()
+    write_clip(folder / "vfr.mp4", faces, fmt="mp4", vcodec="libx264", pts_ms=VFR_PTS_MS, audio=(44100, 2))
+    write_clip(folder / "one_frame.avi", faces[:1])
     edge = np.zeros_like(faces)
-    edge[:, :, :110] = face_frames(size=(160, 110), left=174)  # a third of the face outside the frame
-    write(folder / "face_at_edge.avi", edge)
-    write(folder / "odd_161x119.avi", face_frames(size=(161, 119), left=140))
+    edge[:, :, :110] = moving_face_frames(size=(160, 110), left=174)  # a third of the face outside the frame
+    write_clip(folder / "face_at_edge.avi", edge)
+    write_clip(folder / "odd_161x119.avi", moving_face_frames(size=(161, 119), left=140))
     # Wider than tall, so a rotation that is not applied shows in the frame size as well as the face.
-    wide = face_frames(size=(120, 160), left=110)
-    write(folder / "upright.mp4", wide, fmt="mp4", vcodec="libx264")
-    write(folder / "rotated.mp4", np.rot90(wide, k=-1, axes=(1, 2)), fmt="mp4", vcodec="libx264", rotation=90)
+    wide = moving_face_frames(size=(120, 160), left=110)
+    write_clip(folder / "upright.mp4", wide, fmt="mp4", vcodec="libx264")
+    write_clip(folder / "rotated.mp4", np.rot90(wide, k=-1, axes=(1, 2)), fmt="mp4", vcodec="libx264", rotation=90)
     shutil.copy(folder / "odd_161x119.avi", folder / "Ünïcødé clip ☺ 01.avi")
     mp4 = (folder / "upright.mp4").read_bytes()
     (folder / "unknown_codec.mp4").write_bytes(mp4.replace(b"avc1", b"zzz1"))  # a FourCC no decoder knows

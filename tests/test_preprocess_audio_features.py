@@ -143,9 +143,9 @@ def test_audio_outputs_are_fitted_and_consistent():
 
 
 def test_process_clip_with_every_audio_feature(tmp_path):
-    from test_preprocess_video import _write  # an H.264/AAC MP4 of the astronaut over two tones
+    from helpers.media import write_face_mp4  # an H.264/AAC MP4 of the astronaut over two tones
 
-    path = _write(tmp_path / "clip.mp4")
+    path = write_face_mp4(tmp_path / "clip.mp4")
     config = clip.ClipConfig(num_frames=4, audio_features=clip.AUDIO_FEATURES)
     example = clip.process_clip(path, config)
     for name, (shape, dtype) in config.record_spec().items():

@@ -6,65 +6,26 @@ import pickle
 
 import numpy as np
 import pytest
-import skimage.data
 
 from fer_jax.errors import InputError
 from fer_jax.preprocess import align, clip, video
+from helpers.media import AUDIO_RATE, FPS, LEFT_AMP, LEFT_HZ, RIGHT_AMP, RIGHT_HZ, moving_face_frames, write_face_mp4
 
-FPS = 25
-NUM = 20
+NUM = 20  # frames of write_face_mp4's default clip
 SIZE = 160
-AUDIO_RATE = 44100
-LEFT_HZ, LEFT_AMP = 440.0, 0.4
-RIGHT_HZ, RIGHT_AMP = 1000.0, 0.2
 
 
-def _moving_face_frames(num=NUM, blank_first=0):
-    """(num, SIZE, SIZE, 3) uint8: a window sliding 2 px right and down per frame over the
-    astronaut's face (the whole face crop stays inside every frame); the first `blank_first`
-    frames are plain gray (no face)."""
-    image = skimage.data.astronaut()
-    frames = np.stack([image[22 + 2 * i : 22 + 2 * i + SIZE, 124 + 2 * i : 124 + 2 * i + SIZE] for i in range(num)])
-    frames[:blank_first] = 128
-    return frames
-
-
-def _write(path, frames=None, audio=True, video_stream=True, faststart=False):
-    """Write an H.264/AAC MP4 with PyAV; the audio is stereo, LEFT_HZ on the left, RIGHT_HZ on the right."""
-    import av
-
-    frames = _moving_face_frames() if frames is None else frames
-    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as container:
-        # All streams must exist before the first packet is muxed (that writes the header).
-        if video_stream:
-            stream = container.add_stream("libx264", rate=FPS)
-            stream.width, stream.height, stream.pix_fmt = SIZE, SIZE, "yuv420p"
-        if audio:
-            sound = container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
-        if video_stream:
-            for frame in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-            container.mux(stream.encode())
-        if audio:
-            t = np.arange(int(AUDIO_RATE * len(frames) / FPS)) / AUDIO_RATE
-            stereo = np.stack([LEFT_AMP * np.sin(2 * np.pi * LEFT_HZ * t), RIGHT_AMP * np.sin(2 * np.pi * RIGHT_HZ * t)])
-            stereo = stereo.astype(np.float32)
-            for start in range(0, t.size, 1024):
-                samples = np.ascontiguousarray(stereo[:, start : start + 1024])
-                chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
-                chunk.sample_rate, chunk.pts = AUDIO_RATE, start
-                container.mux(sound.encode(chunk))
-            container.mux(sound.encode())
-    return path
+# test_builder_common and test_builder_send import the clip writer from here.
+_write = write_face_mp4
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """Good and broken files, written once for the module."""
     folder = tmp_path_factory.mktemp("media")
-    good = _write(folder / "good.mp4")
+    good = write_face_mp4(folder / "good.mp4")
     data = good.read_bytes()
-    faststart = _write(folder / "faststart.mp4", faststart=True).read_bytes()
+    faststart = write_face_mp4(folder / "faststart.mp4", faststart=True).read_bytes()
     broken = {
         "zero_byte": b"",
         "truncated": data[: len(data) // 2],  # index ("moov") is at the end: it is lost
@@ -75,10 +36,10 @@ def files(tmp_path_factory):
     for name, content in broken.items():
         paths[name] = folder / f"{name}.mp4"
         paths[name].write_bytes(content)
-    paths["no_audio"] = _write(folder / "no_audio.mp4", audio=False)
-    paths["audio_only"] = _write(folder / "audio_only.mp4", video_stream=False)
-    paths["late_face"] = _write(folder / "late_face.mp4", frames=_moving_face_frames(blank_first=6))
-    paths["no_face"] = _write(folder / "no_face.mp4", frames=_moving_face_frames(blank_first=NUM))
+    paths["no_audio"] = write_face_mp4(folder / "no_audio.mp4", audio=False)
+    paths["audio_only"] = write_face_mp4(folder / "audio_only.mp4", video_stream=False)
+    paths["late_face"] = write_face_mp4(folder / "late_face.mp4", frames=moving_face_frames(NUM, blank_first=6))
+    paths["no_face"] = write_face_mp4(folder / "no_face.mp4", frames=moving_face_frames(NUM, blank_first=NUM))
     return paths
 
 
@@ -88,7 +49,7 @@ def test_read_video_frames_fps_and_timestamps(files):
     assert clip_.fps == pytest.approx(FPS)
     np.testing.assert_allclose(clip_.timestamps, np.arange(NUM) / FPS, atol=1e-6)
     # RGB, in order, close to what was encoded (H.264 is lossy; a BGR swap or a frame shift is not).
-    source = _moving_face_frames().astype(float)
+    source = moving_face_frames(NUM).astype(float)
     errors = np.abs(clip_.frames.astype(float) - source).mean(axis=(1, 2, 3))
     assert errors.max() < 6
     assert np.abs(clip_.frames[..., ::-1].astype(float) - source).mean() > 15

@@ -5,7 +5,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from flax import nnx
 
@@ -13,6 +12,7 @@ from fer_jax.errors import ConfigError
 from fer_jax.eval.ccc import ccc_loss
 from fer_jax.models import build_model
 from fer_jax.models.valence import LocalAttention, SendValenceLstm
+from helpers.fitting import assert_adam_steps_fit
 
 STEPS, MELS, MEL_PER_STEP = 6, 8, 5
 TINY = dict(
@@ -138,24 +138,7 @@ def test_parameter_count_of_default_model():
 
 
 def test_adam_steps_raise_ccc_on_a_fixed_batch():
-    model = _build()
-    optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
     batch, target = _inputs(seed=1)
     mask = jnp.ones(target.shape, bool).at[0, 4:].set(False)  # one shorter sequence
-
-    @nnx.jit
-    def train_step(model, optimizer):
-        loss, grads = nnx.value_and_grad(lambda m: ccc_loss(m(batch), target, mask))(model)
-        optimizer.update(model, grads)
-        return loss
-
-    def eval_loss(model):
-        model.eval()  # through the file's jitted eval forward (same shapes): no extra compile
-        return float(ccc_loss(_forward(model, batch), target, mask))
-
-    before = eval_loss(model)
-    model.train()
-    for _ in range(30):
-        train_step(model, optimizer)
-    after = eval_loss(model)
-    assert np.isfinite(after) and after < 0.6 * before, (before, after)
+    assert_adam_steps_fit(_build(), batch, lambda outputs: ccc_loss(outputs, target, mask), learning_rate=1e-2,
+                          steps=30, forward=_forward)

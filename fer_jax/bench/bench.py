@@ -2,7 +2,7 @@
 
 Both halves run the code training runs: the model, optimizer, augmentation and donated step of
 `fer_jax.train` (built by `loop.build_state`), and grain reading array_record records into uint8
-batches (`fer_jax.data.pipeline`). The train step is timed on one batch kept on the devices, so it
+batches (`fer_jax.data`). The train step is timed on one batch kept on the devices, so it
 measures compute alone; the input pipeline is timed with nothing else running, including the copy
 of each batch onto the devices. The step is input-bound when the pipeline delivers fewer clips per
 second than the step consumes.
@@ -84,20 +84,21 @@ def _time_input(source, experiment: ExperimentConfig, keys, mesh, num_batches: i
     """Sustained clips/s of reading, batching and copying onto the devices. The read-ahead buffer
     (prefetch_batches per reading process) is filled first, so what is timed is the rate the
     readers keep up, not batches that were ready before the clock started."""
-    from fer_jax.data import pipeline
+    from fer_jax.data.train_batches import train_iterator
+    from fer_jax.sharding import to_global
 
     data = experiment.data
     ahead = data.prefetch_batches * max(data.worker_count, 1)
     epochs = 10**9 // max(len(source), 1)  # more than any timing loop reaches; batches are made on demand
     tic = time.perf_counter()
-    iterator = pipeline.train_iterator(source, data, epochs, keys)
-    jax.block_until_ready(pipeline.to_global(next(iterator), mesh))  # opens files, starts workers
+    iterator = train_iterator(source, data, epochs, keys)
+    jax.block_until_ready(to_global(next(iterator), mesh))  # opens files, starts workers
     first = time.perf_counter() - tic
     for _ in range(ahead):
-        jax.block_until_ready(pipeline.to_global(next(iterator), mesh))
+        jax.block_until_ready(to_global(next(iterator), mesh))
     count, tic = 0, time.perf_counter()
     while count < num_batches or time.perf_counter() - tic < INPUT_MIN_SECONDS:
-        jax.block_until_ready(pipeline.to_global(next(iterator), mesh))
+        jax.block_until_ready(to_global(next(iterator), mesh))
         count += 1
     seconds = time.perf_counter() - tic
     if hasattr(iterator, "close"):
@@ -143,10 +144,12 @@ def versions() -> dict:
 
 def run_bench(config: BenchConfig) -> dict:
     """Compile and time the train step and the input pipeline; returns the report as a dict."""
-    from fer_jax.data import pipeline
+    from fer_jax.data.sources import open_split
+    from fer_jax.data.train_batches import train_iterator
+    from fer_jax.sharding import make_mesh, to_global
     from fer_jax.train.loop import build_state
 
-    mesh = pipeline.make_mesh()
+    mesh = make_mesh()
     if config.batch % mesh.size:
         raise ConfigError(f"bench: --batch {config.batch} is not divisible by the {mesh.size} devices")
     with tempfile.TemporaryDirectory(prefix="fer_jax_bench_") as tmp:
@@ -159,17 +162,16 @@ def run_bench(config: BenchConfig) -> dict:
             # Enough records for a few distinct batches; the pipeline repeats them like epochs.
             num_records = max(2 * config.batch, 32)
             synthetic.write_corpus(tmp, keys, config.shape, num_records, config.seed)
-        source = pipeline.open_source(experiment.data, config.split)
-        keys = steps.batch_keys(source.dataset_info.features)
-        pipeline.check_source_matches(experiment.data, source, config.split, keys)
+        split = open_split(experiment.data, config.split, steps.record_keys)
+        source, keys = split.source, split.keys
         if len(source) < config.batch:
             raise ConfigError(f"bench: {dataset}[{config.split}] has {len(source)} records, fewer than one batch")
 
         report: dict[str, Any] = {"model": config.model, "batch": config.batch, "precision": config.precision,
                                   "records": "synthetic" if not dataset else f"{dataset}[{config.split}]"}
         report.update(_time_input(source, experiment, keys, mesh, config.input_batches or max(config.steps, 10)))
-        one_batch = pipeline.train_iterator(source, dataclasses.replace(experiment.data, worker_count=0), 1, keys)
-        batch = pipeline.to_global(next(one_batch), mesh)
+        one_batch = train_iterator(source, dataclasses.replace(experiment.data, worker_count=0), 1, keys)
+        batch = to_global(next(one_batch), mesh)
 
         # FLOPs from the traced step (nothing runs); then the timed steps.
         step_flops = flops.count_flops(steps.train.jitted, steps.state, batch, 0)

@@ -1,6 +1,6 @@
 """Inference on new videos: predict (a timeline per face), plots, export, the REST service.
 
-    loader.py        a saved run -> restored weights, a jitted forward pass, its preprocessing
+    loader.py        a saved run (fer_jax.runs.saved_run) -> batched prediction, its preprocessing
     tracks.py        face tracks over a stream (dlib's detector and correlation tracker)
     stream.py        a video -> model-ready windows, holding one window of aligned crops per face
     audio_stream.py  the sound of a video, read forward in time spans

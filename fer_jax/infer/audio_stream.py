@@ -20,12 +20,12 @@ class AudioStream:
     """Mono float32 samples at `sample_rate` of `path`'s first audio stream, by time span."""
 
     def __init__(self, path, sample_rate: int):
-        video._check_file(path)
+        video.check_file(path)
         self.path, self.sample_rate = path, sample_rate
         try:
             self._container = av.open(str(path))
         except av.error.FFmpegError as err:
-            raise video._decode_error(path, err, opened=False) from None
+            raise video.decode_error(path, err, opened=False) from None
         if not self._container.streams.audio:
             self._container.close()
             message = "file has no audio stream; this model is audio-visual and needs the video's sound"
@@ -47,7 +47,7 @@ class AudioStream:
         except StopIteration:
             frame = None
         except av.error.FFmpegError as err:
-            raise video._decode_error(self.path, err, opened=True) from None
+            raise video.decode_error(self.path, err, opened=True) from None
         if frame is None:
             self._ended = True
             pieces = [c.to_ndarray() for c in self._to_float.resample(None)] if self._to_float else []

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from fer_jax.errors import CheckpointError
-from fer_jax.infer.loader import InferenceModel, Preprocessing, forward_fn, load_model
+from fer_jax.infer.loader import InferenceModel, Preprocessing, load_model
 from fer_jax.preprocess.clip import ClipConfig
 
 FORMAT = "fer-jax exported model 1"
@@ -35,11 +35,10 @@ def sidecar_path(path) -> pathlib.Path:
 
 def export_model(model: InferenceModel, out) -> tuple[pathlib.Path, pathlib.Path]:
     """Serialize `model` to `out` and its preprocessing to `out`.json; returns both paths."""
-    forward = forward_fn(model.graphdef, model.task, model.keys)
-    state = model.state
+    forward, params = model.forward, model.run.params
 
     def apply(inputs):  # the weights become constants of the program
-        return forward(state, inputs)
+        return forward(params, inputs)
 
     (batch,) = jax.export.symbolic_shape("b")
     args = {k: jax.ShapeDtypeStruct((batch, *shape), dtype) for k, (shape, dtype) in model.input_spec().items()}

@@ -46,8 +46,8 @@ def save_run(config: ExperimentConfig, model: nnx.Module, meta: dict | None = No
     in the trainer's layout (model + optimizer), and preprocessing.json when given."""
     import json
 
-    from fer_jax.data import pipeline
     from fer_jax.infer.loader import PREPROCESSING_FILE
+    from fer_jax.sharding import make_mesh
     from fer_jax.train import checkpoint
     from fer_jax.train.step import make_optimizer, make_steps
 
@@ -55,7 +55,7 @@ def save_run(config: ExperimentConfig, model: nnx.Module, meta: dict | None = No
     if (out / "checkpoints").exists():
         raise ConfigError(f"{out}: already holds checkpoints; pick an empty folder")
     steps = make_steps(model, make_optimizer(model, config.train.learning_rate),
-                       pipeline.make_mesh(jax.devices()[:1]), config.augment, config.train.seed)
+                       make_mesh(jax.devices()[:1]), config.augment, config.train.seed)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.json")
     if preprocessing is not None:

@@ -11,7 +11,7 @@ track has a face in every frame it keeps. (The records borrow a neighbour's land
 frames, NO_FACE_POLICY; a prediction over a face that is not there would be a guess.)
 
 Audio-visual models get the audio features of `clip.audio_seconds` from the window's start, made
-by the records' own `clip.audio_outputs`, from an `AudioStream`.
+by the records' own `clip.record_arrays`, from an `AudioStream`.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ import collections
 import dataclasses
 from collections.abc import Iterator
 
-import cv2
 import numpy as np
 
 from fer_jax.errors import ConfigError
 from fer_jax.infer.audio_stream import AudioStream
 from fer_jax.infer.tracks import FaceTracker
-from fer_jax.preprocess import align, mhi, photometric, video
-from fer_jax.preprocess.clip import AUDIO_FEATURES, ClipConfig, audio_outputs, select_frames
+from fer_jax.preprocess import align, photometric, video
+from fer_jax.preprocess.clip import AUDIO_FEATURES, ClipConfig, record_arrays, select_frames, uses_gamma
 
 AUDIO_KEYS = frozenset(AUDIO_FEATURES) | {"audio_frames"}
 
@@ -70,26 +69,13 @@ class StreamStats:
 
 
 def window_inputs(frames: list[_FaceFrame], clip: ClipConfig, keys, wave: np.ndarray | None) -> dict:
-    """The arrays of `keys` for one window's frames, as `clip._process` makes them for a record."""
+    """The arrays of `keys` for one window's frames, made as a record's are (`clip.record_arrays`)."""
     indices, num_real = select_frames(len(frames), clip)
     kept = [frames[i] for i in indices[:num_real]]
-    use_gamma = clip.gamma != 1.0 and (
-        clip.gamma_if_dark_below is None or np.mean([f.luma for f in kept]) < clip.gamma_if_dark_below)
+    use_gamma = uses_gamma(clip, float(np.mean([f.luma for f in kept])))
     crops = np.stack([f.crop_gamma if use_gamma else f.crop for f in kept])
-    points = np.stack([f.landmarks for f in kept])
-    pad = clip.clip_frames - num_real
-    out = {
-        "frames": np.concatenate([crops, np.zeros((pad,) + crops.shape[1:], np.uint8)]),
-        "landmarks": np.concatenate([points, np.zeros((pad, 68, 2), np.float32)]),
-        "frame_mask": np.arange(clip.clip_frames) < num_real,
-        "frame_indices": np.array([frames[i].index if i >= 0 else -1 for i in indices], np.int32),
-    }
-    if "lemhi" in keys:
-        gray = crops if clip.grayscale else np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in crops])
-        out["lemhi"] = mhi.lemhi(gray, points, threshold=clip.lemhi_threshold, alpha=clip.lemhi_alpha,
-                                 sigma=clip.lemhi_sigma * clip.size)
-    if wave is not None:
-        out.update(audio_outputs(wave, clip))
+    source_indices = np.array([frames[i].index if i >= 0 else -1 for i in indices], np.int32)
+    out = record_arrays(crops, np.stack([f.landmarks for f in kept]), source_indices, clip, wave)
     spec = clip.record_spec()
     return {k: np.asarray(out[k], spec[k][1]) for k in keys}
 
@@ -113,8 +99,8 @@ def iter_windows(path, clip: ClipConfig, keys, *, window: int, stride: int, all_
     if window < 1 or stride < 1:
         raise ConfigError(f"window ({window}) and stride ({stride}) must be at least 1 frame")
     stats = stats if stats is not None else StreamStats()
-    with video._open(path) as container:  # the header's rate; replaced by the measured one as frames come
-        stats.fps = video._fps(video._video_stream(container, path))
+    with video.open_media(path) as container:  # the header's rate; replaced by the measured one as frames come
+        stats.fps = video.frame_rate(video.video_stream(container, path))
     needs_audio = bool(AUDIO_KEYS & set(keys))
     audio = AudioStream(path, clip.sample_rate) if needs_audio else None  # no audio: fails before any decoding
     tracker = FaceTracker(clip.upsample, clip.detector, all_faces)
@@ -130,7 +116,7 @@ def iter_windows(path, clip: ClipConfig, keys, *, window: int, stride: int, all_
                 stats.fps = index / time  # the mean rate so far (a header's rate can be wrong)
             luma = photometric.mean_luma([frame]) if clip.gamma != 1.0 else 0.0
             detect_on = frame
-            if clip.gamma != 1.0 and (clip.gamma_if_dark_below is None or luma < clip.gamma_if_dark_below):
+            if uses_gamma(clip, luma):
                 detect_on = photometric.apply_gamma(frame, clip.gamma)  # as the records: detect on the corrected frame
             faces = tracker.update(detect_on)
             stats.frame_boxes.append([(f.track_id, f.box.tolist()) for f in faces])

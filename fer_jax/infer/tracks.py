@@ -67,7 +67,7 @@ class FaceTracker:
     def update(self, frame: np.ndarray) -> list[TrackedFace]:
         """Faces in `frame` ((H, W, 3) uint8 RGB), the largest first."""
         self.frame_index += 1
-        gray = face._as_gray_uint8(frame)
+        gray = face.as_gray_uint8(frame)
         lost = False
         for track in self._followed():
             if track.tracker.update(gray) >= self.min_confidence:

@@ -215,17 +215,52 @@ def _pad_rows(rows: np.ndarray, total: int) -> np.ndarray:
     return np.concatenate([rows, np.zeros((total - rows.shape[0],) + rows.shape[1:], rows.dtype)])
 
 
+def uses_gamma(config: ClipConfig, luma: float | None) -> bool:
+    """Whether frames of mean BT.601 `luma` (0..255) are gamma-corrected (ClipConfig.gamma and
+    gamma_if_dark_below): the one rule for a clip's kept frames, a stream's window and a frame.
+    `luma` may be None where the config has no gamma_if_dark_below."""
+    return config.gamma != 1.0 and (config.gamma_if_dark_below is None or luma < config.gamma_if_dark_below)
+
+
+def record_arrays(crops: np.ndarray, landmarks: np.ndarray, frame_indices: np.ndarray, config: ClipConfig,
+                  wave: np.ndarray | None = None) -> dict:
+    """The arrays a record stores for one clip, from its kept frames once aligned: what the corpus
+    builders (`process_clip`) and predict (`fer_jax.infer.stream`) both make.
+
+    crops (n, size, size, C) uint8 and landmarks (n, 68, 2) of the n real kept frames, in order;
+    frame_indices (clip_frames,) the source frame of each row, -1 for padding; wave: the mono
+    samples at config.sample_rate the audio features are made from (None: no audio outputs).
+    Returns frames and landmarks zero-padded to config.clip_frames rows, and frame_mask,
+    frame_indices, lemhi and the audio features where the config asks for them.
+    """
+    num_real = len(crops)
+    out = {
+        "frames": _pad_rows(crops, config.clip_frames),
+        "landmarks": _pad_rows(np.asarray(landmarks, np.float32), config.clip_frames),
+    }
+    if config.variable_length:
+        out["frame_mask"] = np.arange(config.clip_frames) < num_real
+    if config.store_frame_indices:
+        out["frame_indices"] = np.asarray(frame_indices, np.int32)
+    if config.lemhi:
+        gray = crops if config.grayscale else np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in crops])
+        out["lemhi"] = mhi.lemhi(gray, np.asarray(landmarks, np.float32), threshold=config.lemhi_threshold,
+                                 alpha=config.lemhi_alpha, sigma=config.lemhi_sigma * config.size)
+    if wave is not None:
+        out.update(audio_outputs(wave, config))
+    return out
+
+
 def _gamma_corrected(frames: dict, config: ClipConfig) -> tuple[dict, bool]:
-    if config.gamma == 1.0:
-        return frames, False
-    if config.gamma_if_dark_below is not None and photometric.mean_luma(frames.values()) >= config.gamma_if_dark_below:
+    dark_matters = config.gamma != 1.0 and config.gamma_if_dark_below is not None
+    if not uses_gamma(config, photometric.mean_luma(frames.values()) if dark_matters else None):
         return frames, False
     return {i: photometric.apply_gamma(f, config.gamma) for i, f in frames.items()}, True
 
 
 def _process(source: sources.FrameSource, config: ClipConfig) -> dict:
-    if config.need_audio:  # audio first: cheap, so a file without it fails before the slow tracking
-        audio_out = audio_outputs(source.read_audio(config.sample_rate), config)
+    # Audio first: cheap, so a file without it fails before the slow tracking.
+    wave = source.read_audio(config.sample_rate) if config.need_audio else None
 
     num_source = source.count()
     indices, num_real = select_frames(num_source, config)
@@ -249,31 +284,12 @@ def _process(source: sources.FrameSource, config: ClipConfig) -> dict:
         )
         for index in indices[:num_real].tolist()
     ]
-    frames = np.stack([crop for crop, _ in aligned])
-    landmarks = np.stack([points for _, points in aligned]).astype(np.float32)
-    example = {
-        "frames": _pad_rows(frames, config.clip_frames),
-        "landmarks": _pad_rows(landmarks, config.clip_frames),
-        "num_source_frames": num_source,
-        "face_found_fraction": float(track.found.mean()),  # of the distinct kept frames
-    }
-    if config.variable_length:
-        example["frame_mask"] = np.arange(config.max_frames) < num_real
-    if config.store_frame_indices:
-        example["frame_indices"] = indices.astype(np.int32)
-    if config.lemhi:
-        gray = frames if config.grayscale else np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
-        example["lemhi"] = mhi.lemhi(
-            gray,
-            landmarks,
-            threshold=config.lemhi_threshold,
-            alpha=config.lemhi_alpha,
-            sigma=config.lemhi_sigma * config.size,
-        )
+    example = record_arrays(np.stack([crop for crop, _ in aligned]), np.stack([points for _, points in aligned]),
+                            indices, config, wave)
+    example["num_source_frames"] = num_source
+    example["face_found_fraction"] = float(track.found.mean())  # of the distinct kept frames
     if config.gamma != 1.0:
         example["gamma_applied"] = gamma_applied
-    if config.need_audio:
-        example.update(audio_out)
     return example
 
 

@@ -82,7 +82,7 @@ def _shape_predictor():
     return dlib.shape_predictor(shape_predictor_path())
 
 
-def _as_gray_uint8(image: np.ndarray) -> np.ndarray:
+def as_gray_uint8(image: np.ndarray) -> np.ndarray:
     """(H, W) or (H, W, C) array -> contiguous (H, W) uint8, the form dlib's detector is fastest on."""
     if image.ndim == 3:
         if image.shape[2] == 1:
@@ -137,7 +137,7 @@ def _haar_boxes(gray: np.ndarray, upsample: int) -> list[Box]:
 
 def detect_faces(image: np.ndarray, upsample: int = 1, detector: str = "hog") -> list[Box]:
     """All frontal faces in `image` (H, W[, C]), largest first, found by `detector` ("hog" or "haar")."""
-    gray = _as_gray_uint8(image)
+    gray = as_gray_uint8(image)
     if detector == "hog":
         boxes = [Box.from_dlib(r) for r in _detector()(gray, upsample)]
     elif detector == "haar":
@@ -149,7 +149,7 @@ def detect_faces(image: np.ndarray, upsample: int = 1, detector: str = "hog") ->
 
 def landmarks(image: np.ndarray, box: Box) -> np.ndarray:
     """The 68 iBUG landmarks (68, 2) as float32 (x, y) pixel coordinates of the face in `box`."""
-    shape = _shape_predictor()(_as_gray_uint8(image), box.to_dlib())
+    shape = _shape_predictor()(as_gray_uint8(image), box.to_dlib())
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
@@ -182,7 +182,7 @@ def track_face(
     all_landmarks, all_boxes, found = [], [], []
     detections = 0
     for frame in frames:
-        gray = _as_gray_uint8(frame)
+        gray = as_gray_uint8(frame)
         box = None
         if tracker is not None and tracker.update(gray) >= min_confidence:
             box = Box.from_dlib(tracker.get_position())

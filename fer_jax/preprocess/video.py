@@ -63,7 +63,8 @@ class VideoFrames:
     timestamps: np.ndarray
 
 
-def _check_file(path) -> None:
+def check_file(path) -> None:
+    """Raise InputError "missing" or "zero_byte" for a path that cannot be a media file."""
     if not os.path.isfile(path):
         raise InputError(path, "missing", "file not found; check the path and the corpus folder layout")
     if os.path.getsize(path) == 0:
@@ -76,7 +77,7 @@ def _looks_like_container(path) -> bool:
     return any(head[offset : offset + len(magic)] == magic for offset, magic in _CONTAINER_MAGIC)
 
 
-def _decode_error(path, err: Exception, opened: bool) -> InputError:
+def decode_error(path, err: Exception, opened: bool) -> InputError:
     """Turn an FFmpeg error into an InputError; `opened` says whether the container header was read."""
     detail = getattr(err, "strerror", None) or str(err)  # FFmpeg's str() repeats the path
     if isinstance(err, av.error.DecoderNotFoundError):
@@ -87,13 +88,13 @@ def _decode_error(path, err: Exception, opened: bool) -> InputError:
 
 
 @contextlib.contextmanager
-def _open(path):
-    """av.open with file checks and errors turned into InputError."""
-    _check_file(path)
+def open_media(path):
+    """av.open as a context manager, with file checks and FFmpeg errors turned into InputError."""
+    check_file(path)
     try:
         container = av.open(os.fspath(path))
     except av.error.FFmpegError as err:
-        raise _decode_error(path, err, opened=False) from None
+        raise decode_error(path, err, opened=False) from None
     try:
         yield container
     finally:
@@ -113,7 +114,8 @@ def _checked(stream, path):
     return stream
 
 
-def _video_stream(container, path):
+def video_stream(container, path):
+    """The first video stream of an open container; InputError when there is none or no decoder for it."""
     if not container.streams.video:
         raise InputError(path, "no_video_stream", "file has no video stream (is it audio only?)")
     return _checked(container.streams.video[0], path)
@@ -127,14 +129,15 @@ def _upright(frame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(array, k=quarter_turns)) if quarter_turns else array
 
 
-def _fps(stream) -> float:
+def frame_rate(stream) -> float:
+    """The stream's frame rate from its header (0.0 when the header has none)."""
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     return float(rate) if rate else 0.0
 
 
 def _decoded_frames(container, stream, path) -> Iterator[tuple[np.ndarray, float]]:
     """(frame (H, W, 3) uint8 RGB, timestamp s) for each frame of `stream`, in presentation order."""
-    fps = _fps(stream)
+    fps = frame_rate(stream)
     count = 0
     try:
         for frame in container.decode(stream):
@@ -144,7 +147,7 @@ def _decoded_frames(container, stream, path) -> Iterator[tuple[np.ndarray, float
             yield _upright(frame), float(time)
             count += 1
     except av.error.FFmpegError as err:
-        raise _decode_error(path, err, opened=True) from None
+        raise decode_error(path, err, opened=True) from None
     if count == 0:
         raise InputError(path, "no_frames", "video stream decodes to no frames; the file is probably truncated")
     # An MP4 with its index at the front ("faststart") opens fine when cut short, and FFmpeg then
@@ -163,15 +166,15 @@ def iter_video_frames(path) -> Iterator[tuple[np.ndarray, float]]:
     Only one decoded frame is alive at a time. Errors (see the module docstring) are raised when
     the generator is first advanced or, for a file cut short, when the decoding reaches the cut.
     """
-    with _open(path) as container:
-        yield from _decoded_frames(container, _video_stream(container, path), path)
+    with open_media(path) as container:
+        yield from _decoded_frames(container, video_stream(container, path), path)
 
 
 def read_video(path) -> VideoFrames:
     """Decode all frames of the first video stream of `path` into memory (see `VideoFrames`)."""
-    with _open(path) as container:
-        stream = _video_stream(container, path)
-        fps = _fps(stream)
+    with open_media(path) as container:
+        stream = video_stream(container, path)
+        fps = frame_rate(stream)
         frames, times = [], []
         for frame, time in _decoded_frames(container, stream, path):
             frames.append(frame)
@@ -189,7 +192,7 @@ def read_audio(path, sample_rate: int = 16000) -> np.ndarray:
     by default, so features match what librosa.load would give. PyAV's resampler only converts
     the sample format to float here.
     """
-    with _open(path) as container:
+    with open_media(path) as container:
         if not container.streams.audio:
             message = "file has no audio stream; audio-visual models need one (need_audio=False skips audio)"
             raise InputError(path, "no_audio", message)
@@ -210,7 +213,7 @@ def read_audio(path, sample_rate: int = 16000) -> np.ndarray:
                 for converted in to_float.resample(None):  # flush
                     chunks.append(converted.to_ndarray())
         except av.error.FFmpegError as err:
-            raise _decode_error(path, err, opened=True) from None
+            raise decode_error(path, err, opened=True) from None
     if not chunks or sum(c.shape[1] for c in chunks) == 0:
         raise InputError(path, "no_audio", "audio stream has no samples")
     wave = np.concatenate(chunks, axis=1).mean(axis=0, dtype=np.float64)

@@ -136,10 +136,8 @@ def save(manager: ocp.CheckpointManager, step: int, state, data_iterator, meta: 
         raise _save_error(manager, step, e) from e
 
 
-def restore(manager: ocp.CheckpointManager, step: int | None, abstract_state, data_iterator=None):
-    """Restore `state` shaped and sharded like `abstract_state`; the iterator is restored in place.
-
-    `step` None means the latest. Returns (state, meta)."""
+def _restorable(manager: ocp.CheckpointManager, step: int | None) -> int:
+    """`step` (None: the latest), checked to be a complete checkpoint in the folder."""
     step = latest_step(manager) if step is None else step
     if step is None:
         raise CheckpointError(f"{manager.directory}: no complete checkpoint to restore")
@@ -148,11 +146,30 @@ def restore(manager: ocp.CheckpointManager, step: int | None, abstract_state, da
         raise CheckpointError(f"{manager.directory}: no checkpoint of step {step} (kept: {kept})")
     if not is_complete(manager.directory, step):
         raise CheckpointError(f"{manager.directory}/{step}: incomplete checkpoint (no {COMMIT_FILE}); not restored")
+    return step
+
+
+def restore(manager: ocp.CheckpointManager, step: int | None, abstract_state, data_iterator=None):
+    """Restore `state` shaped and sharded like `abstract_state`; the iterator is restored in place.
+
+    `step` None means the latest. Returns (state, meta)."""
+    step = _restorable(manager, step)
     args = {"state": ocp.args.StandardRestore(abstract_state), "meta": ocp.args.JsonRestore()}
     if data_iterator is not None:
         args["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
     restored = manager.restore(step, args=ocp.args.Composite(**args))
     return restored["state"], restored["meta"]
+
+
+def restore_model(manager: ocp.CheckpointManager, step: int | None, abstract_model_state):
+    """Only the model's variables (parameters, batch statistics, RNG streams) of a checkpoint of
+    (model, optimizer) state, shaped and sharded like `abstract_model_state`: what inference needs,
+    with no optimizer built and none of its moments read."""
+    step = _restorable(manager, step)
+    item = {0: abstract_model_state}  # the model is element 0 of the saved (model, optimizer) state
+    args = ocp.args.PyTreeRestore(item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
+                                  partial_restore=True)
+    return manager.restore(step, args=ocp.args.Composite(state=args))["state"][0]
 
 
 def best_step(manager: ocp.CheckpointManager) -> int | None:
@@ -168,6 +185,60 @@ def best_step(manager: ocp.CheckpointManager) -> int | None:
     return max(scored)[1] if scored else None
 
 
+def chosen_step(manager: ocp.CheckpointManager, step: int | None = None) -> int:
+    """`step` if given, else the best-scoring kept step, else the latest complete one."""
+    if step is not None:
+        return step
+    best = best_step(manager)
+    step = best if best is not None else latest_step(manager)
+    if step is None:
+        raise CheckpointError(f"{manager.directory}: no complete checkpoint here")
+    return step
+
+
 def abstract_like(state):
     """ShapeDtypeStructs with the shardings of `state`, the target Orbax restores into."""
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+
+
+class TrainingCheckpoints:
+    """A training run's checkpoint folder as the loop uses it: resume from the newest complete
+    checkpoint, save a step with its metadata (and its validation score, which picks the best),
+    and say which checkpoint is the last good one when the run stops on a fault."""
+
+    def __init__(self, directory: str | pathlib.Path, score_name: str, steps_per_epoch: int):
+        self.manager = checkpoint_manager(directory)
+        self.score_name, self.steps_per_epoch = score_name, steps_per_epoch
+
+    @property
+    def directory(self) -> pathlib.Path:
+        return pathlib.Path(self.manager.directory)
+
+    def resume(self, state, data_iterator) -> tuple[object, int, int]:
+        """(state, first step to run, steps skipped so far): from the latest checkpoint, restoring
+        the iterator in place, or as given (step 0) when there is none."""
+        if latest_step(self.manager) is None:
+            return state, 0, 0
+        state, meta = restore(self.manager, None, abstract_like(state), data_iterator)
+        print(f"resumed from step {int(meta['step'])} in {self.manager.directory}")
+        return state, int(meta["step"]), int(meta.get("skipped_steps", 0))
+
+    def save(self, step: int, state, data_iterator, skipped_steps: int, val: dict | None = None) -> None:
+        """Save after `step`; `val`, the validation scores of this step, makes it a candidate for best."""
+        score = val[self.score_name] if val else None
+        meta = {"step": step, "epoch": step / self.steps_per_epoch, BEST_METRIC: score, "score_name": self.score_name,
+                "skipped_steps": skipped_steps}
+        save(self.manager, step, state, data_iterator, meta, {BEST_METRIC: score} if val else None)
+
+    def wait_until_finished(self) -> None:
+        wait_until_finished(self.manager)
+
+    def kept_note(self) -> str:
+        """Which checkpoint a stopped run leaves behind, once the saves in flight are done."""
+        wait_until_finished(self.manager)
+        kept = latest_step(self.manager)
+        return (f"the last good checkpoint, step {kept}, is kept in {self.manager.directory}" if kept is not None
+                else f"no checkpoint was saved yet in {self.manager.directory}")
+
+    def best_step(self) -> int | None:
+        return best_step(self.manager)

@@ -12,32 +12,53 @@ import tqdm
 from flax import nnx
 
 from fer_jax.config import ExperimentConfig, save_config
-from fer_jax.data import pipeline
+from fer_jax.data.sources import class_names_of, open_split
+from fer_jax.data.train_batches import train_iterator
 from fer_jax.errors import FerJaxError, Preempted
-from fer_jax.eval.evaluate import class_names_of, evaluate_split
+from fer_jax.eval.evaluate import evaluate_split
 from fer_jax.eval.plots import plot_confusion
-from fer_jax.models import build_model
+from fer_jax.sharding import DevicePrefetch, make_mesh
 from fer_jax.train import checkpoint, faults
 from fer_jax.train.faults import NonFiniteLossError  # noqa: F401  (raised by the loop; importable from here)
 from fer_jax.train.metric_writers import MetricWriter
-from fer_jax.train.step import Steps, make_optimizer, make_steps
+from fer_jax.train.step import Steps, make_optimizer, make_steps, model_of
+from fer_jax.train.tasks import record_keys_of
 
 
 def build_state(config: ExperimentConfig, mesh) -> Steps:
     """Model and optimizer from the config, split, placed on the mesh, with their jitted steps."""
 
-    # Built inside jit: eagerly, every random initialiser is compiled and run on its own (~20 s on CPU).
-    @nnx.jit
+    @nnx.jit  # (see model_of: built inside jit)
     def create():
-        model = build_model(
-            config.model.name, num_classes=config.data.num_classes, rngs=nnx.Rngs(config.train.seed),
-            **config.model.kwargs,
-        )
+        model = model_of(config)
         return model, make_optimizer(model, config.train.learning_rate)
 
     model, optimizer = create()
     return make_steps(model, optimizer, mesh, config.augment, config.train.seed, config.train.precision,
                       skip_nonfinite=config.train.nonfinite == "skip")
+
+
+def is_due(step: int, every: int | None, last_step: int) -> bool:
+    """Whether work done every `every` steps (None or 0: never) is due after 1-based `step`; it is
+    always due after `last_step`."""
+    return bool(every) and step % every == 0 or step == last_step
+
+
+class Stopwatch:
+    """Seconds spent training: running, except while paused (evaluation and its save)."""
+
+    def __init__(self):
+        self.seconds, self._since = 0.0, time.perf_counter()
+
+    def pause(self, state) -> None:
+        jax.block_until_ready(state)  # the steps dispatched so far count as training
+        self.seconds += time.perf_counter() - self._since
+
+    def resume(self) -> None:
+        self._since = time.perf_counter()
+
+    def total(self) -> float:
+        return self.seconds + (time.perf_counter() - self._since)
 
 
 def train(config: ExperimentConfig, *, stop_after_steps: int | None = None, devices=None) -> tuple[dict, Steps]:
@@ -57,125 +78,84 @@ def train(config: ExperimentConfig, *, stop_after_steps: int | None = None, devi
         save_config(config, workdir / "config.json")
 
     # --- Mesh: one `data` axis over every device of every process.
-    mesh = pipeline.make_mesh(devices)
+    mesh = make_mesh(devices)
 
-    # --- Input: this process's share of the records, shuffled afresh each epoch.
-    train_source = pipeline.open_source(config.data, config.data.train_split)
-    val_source = pipeline.open_source(config.data, config.data.val_split)
-    steps_per_epoch = len(train_source) // config.data.global_batch_size
+    # --- Input: both splits, checked against the config and the model's keys (read from the
+    # model's traced shape) before anything is compiled.
+    model_keys = record_keys_of(nnx.eval_shape(lambda: model_of(config)))
+    train_split = open_split(config.data, config.data.train_split, model_keys)
+    val_split = open_split(config.data, config.data.val_split, model_keys)
+    steps_per_epoch = len(train_split) // config.data.global_batch_size
     if steps_per_epoch == 0:
         raise FerJaxError(
-            f"{config.data.dataset}: {len(train_source)} training clips, fewer than one batch of "
+            f"{config.data.dataset}: {len(train_split)} training clips, fewer than one batch of "
             f"{config.data.global_batch_size}; lower data.global_batch_size"
         )
     total_steps = config.train.max_steps or config.train.num_epochs * steps_per_epoch
-    # A config whose frame shape or class count disagrees with the records fails here, before
-    # anything is compiled (the check below, with the model's own input keys, runs again after).
-    for split, source in ((config.data.train_split, train_source), (config.data.val_split, val_source)):
-        stored = source.dataset_info.features
-        pipeline.check_source_matches(config.data, source, split, [k for k in ("frames", "label") if k in stored])
 
-    # --- Model, optimizer and their jitted steps; the model says which record features it reads.
+    # --- Model, optimizer and their jitted steps; this process's batches, on the devices ahead of time.
     steps = build_state(config, mesh)
-    state = steps.state
-    keys = steps.batch_keys(train_source.dataset_info.features)
-    for split, source in ((config.data.train_split, train_source), (config.data.val_split, val_source)):
-        pipeline.check_source_matches(config.data, source, split, keys)
-    data_iterator = pipeline.DevicePrefetch(
-        pipeline.train_iterator(train_source, config.data, math.ceil(total_steps / steps_per_epoch), keys),
+    data_iterator = DevicePrefetch(
+        train_iterator(train_split.source, config.data, math.ceil(total_steps / steps_per_epoch), train_split.keys),
         mesh, config.data.device_prefetch)
 
     # --- Checkpoints: resume from the newest complete one.
-    manager = checkpoint.checkpoint_manager(workdir / "checkpoints")
-    start_step = 0
+    checkpoints = checkpoint.TrainingCheckpoints(workdir / "checkpoints", steps.task.score_name, steps_per_epoch)
     monitor = faults.NonFiniteMonitor(config.train.nonfinite, config.train.max_skipped_steps)
-    if checkpoint.latest_step(manager) is not None:
-        state, meta = checkpoint.restore(manager, None, checkpoint.abstract_like(state), data_iterator)
-        start_step = int(meta["step"])
-        monitor.skipped = int(meta.get("skipped_steps", 0))
-        print(f"resumed from step {start_step} in {manager.directory}")
+    state, start_step, monitor.skipped = checkpoints.resume(steps.state, data_iterator)
 
+    # --- Loop: step, log, maybe evaluate, maybe save.
     writer = MetricWriter(workdir, enabled=is_chief)
-    class_names = class_names_of(config, val_source)
-    last_val: dict | None = None
-    train_seconds = 0.0
-
-    score_name = steps.task.score_name
-
-    def save(step, val=None):
-        score = val[score_name] if val else None
-        meta = {"step": step, "epoch": step / steps_per_epoch, checkpoint.BEST_METRIC: score, "score_name": score_name,
-                "skipped_steps": monitor.skipped}
-        metrics = {checkpoint.BEST_METRIC: score} if val else None
-        checkpoint.save(manager, step, state, data_iterator, meta, metrics)
-
-    # --- Loop.
     stop_at = min(total_steps, stop_after_steps or total_steps)
+    eval_every = steps_per_epoch * config.train.eval_every_epochs
     progress = tqdm.tqdm(total=stop_at, initial=start_step, desc=config.name, unit="step", disable=not is_chief)
-    tic = time.perf_counter()
-    every = config.train.checkpoint_every_steps
-
-    def kept_note() -> str:
-        checkpoint.wait_until_finished(manager)
-        kept = checkpoint.latest_step(manager)
-        return (f"the last good checkpoint, step {kept}, is kept in {manager.directory}" if kept is not None
-                else f"no checkpoint was saved yet in {manager.directory}")
-
+    stopwatch, last_val = Stopwatch(), None
     with faults.PreemptionGuard() as guard:
         try:
             for step in range(start_step, stop_at):
-                batch = next(data_iterator)  # already on the devices
-                state, metrics = steps.train(state, batch, step)
+                state, metrics = steps.train(state, next(data_iterator), step)  # the batch is on the devices
                 done = step + 1
                 monitor.add(done, metrics)  # device scalars, checked below before anything is saved
                 preempted = faults.preemption_requested(guard, done)
-                log_now = done % config.train.log_every_steps == 0 or done == stop_at
-                epoch = done // steps_per_epoch
-                epoch_end = done % steps_per_epoch == 0 and epoch % config.train.eval_every_epochs == 0
-                eval_now = epoch_end or done == total_steps
-                save_now = eval_now or (every and done % every == 0) or done == stop_at or preempted
+                log_now = is_due(done, config.train.log_every_steps, stop_at)
+                eval_now = is_due(done, eval_every, total_steps)
+                save_now = eval_now or preempted or is_due(done, config.train.checkpoint_every_steps, stop_at)
                 if log_now or save_now:
-                    metrics = monitor.check(kept_note)  # raises on the first bad step since the last check
+                    metrics = monitor.check(checkpoints.kept_note)  # raises on the first bad step since the last check
                 if log_now:
-                    logged = {k: v for k, v in metrics.items() if k != "finite"}
-                    if config.train.nonfinite == "skip":
-                        logged["skipped_steps"] = monitor.skipped
-                    writer.write(done, "train", logged)
-                    progress.set_postfix(loss=f"{metrics['loss']:.3f}", **{score_name: f"{metrics[score_name]:.2f}"})
+                    _log_train(writer, progress, done, metrics, config, monitor.skipped, steps.task.score_name)
                 progress.update(1)
                 if eval_now:
-                    jax.block_until_ready(state)
-                    train_seconds += time.perf_counter() - tic
-                    last_val = evaluate_split(steps, state, val_source, config, mesh)
+                    stopwatch.pause(state)
+                    last_val = evaluate_split(steps, state, val_split, config, mesh)
                     writer.write(done, "val", last_val)
-                    save(done, last_val)
-                    tic = time.perf_counter()
+                    checkpoints.save(done, state, data_iterator, monitor.skipped, last_val)
+                    stopwatch.resume()
                 elif save_now:
-                    save(done)
+                    checkpoints.save(done, state, data_iterator, monitor.skipped)
                 if preempted and done < stop_at:  # (a signal during the last step: the run is complete)
-                    checkpoint.wait_until_finished(manager)
+                    checkpoints.wait_until_finished()
                     raise Preempted(
                         f"{guard.signal_name or 'preemption notice'}: stopped after step {done} of {stop_at} and saved "
-                        f"a checkpoint in {manager.directory}; rerun the same command to resume from step {done}",
+                        f"a checkpoint in {checkpoints.directory}; rerun the same command to resume from step {done}",
                         done, guard.signal_name or "preemption",
                     )
             jax.block_until_ready(state)
-            checkpoint.wait_until_finished(manager)
+            checkpoints.wait_until_finished()
         finally:
             data_iterator.close()  # stops reading (and any worker processes) now
             progress.close()
             writer.close()
 
     steps.state = state
-    best = checkpoint.best_step(manager)
     results = {
         "name": config.name,
         "steps": stop_at,
         "epochs": stop_at / steps_per_epoch,
-        "train_seconds": train_seconds + (time.perf_counter() - tic),
-        "num_train_clips": len(train_source),
-        "num_val_clips": len(val_source),
-        "best_step": best,
+        "train_seconds": stopwatch.total(),
+        "num_train_clips": len(train_split),
+        "num_val_clips": len(val_split),
+        "best_step": checkpoints.best_step(),
         "device_kind": jax.devices()[0].device_kind,
         "device_count": jax.device_count(),
     }
@@ -184,8 +164,17 @@ def train(config: ExperimentConfig, *, stop_after_steps: int | None = None, devi
         # checkpoint a paper protocol that picks the best validation epoch would report.
         results.update({f"val_{k}": v for k, v in last_val.items() if k != "num_examples"}, evaluated_step=stop_at)
         if is_chief and "confusion" in last_val:
-            plot_confusion(last_val["confusion"], class_names, workdir / "confusion_matrix.png",
-                           title=f"{config.name}: validation, step {stop_at}")
+            plot_confusion(last_val["confusion"], class_names_of(config.data, val_split.source),
+                           workdir / "confusion_matrix.png", title=f"{config.name}: validation, step {stop_at}")
     if is_chief:
         (workdir / "results.json").write_text(json.dumps(results, indent=2))
     return results, steps
+
+
+def _log_train(writer: MetricWriter, progress, step: int, metrics: dict, config: ExperimentConfig, skipped: int,
+               score_name: str) -> None:
+    logged = {k: v for k, v in metrics.items() if k != "finite"}
+    if config.train.nonfinite == "skip":
+        logged["skipped_steps"] = skipped
+    writer.write(step, "train", logged)
+    progress.set_postfix(loss=f"{metrics['loss']:.3f}", **{score_name: f"{metrics[score_name]:.2f}"})

@@ -27,8 +27,10 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from fer_jax.config import AugmentConfig
+from fer_jax.config import AugmentConfig, ExperimentConfig
+from fer_jax.data.sources import RecordKeys
 from fer_jax.errors import ConfigError
+from fer_jax.models import build_model
 from fer_jax.train.augment import augment_batch, spec_augment_batch
 from fer_jax.train.faults import select_if_finite
 from fer_jax.train.tasks import (
@@ -63,9 +65,10 @@ class Steps:
     def compile_seconds(self) -> float | None:
         return getattr(self.train, "compile_seconds", None)
 
-    def batch_keys(self, features) -> tuple[str, ...]:
-        """The record features a batch must carry, given the features a corpus has."""
-        return self.input_keys + tuple(k for k in self.optional_keys if k in features) + self.task.target_keys
+    @property
+    def record_keys(self) -> RecordKeys:
+        """The record features the model reads and its targets (`fer_jax.data.sources.open_split`)."""
+        return RecordKeys(self.input_keys, self.optional_keys, self.task.target_keys)
 
 
 log = logging.getLogger(__name__)
@@ -201,6 +204,13 @@ def make_steps(model: nnx.Module, optimizer: nnx.Optimizer, mesh: Mesh, augment:
     evaluate = jax.jit(eval_step, out_shardings=NamedSharding(mesh, PartitionSpec("data")))
     return Steps(graphdef, state, train, evaluate, task, input_keys_of(model), optional_input_keys_of(model),
                  precision)
+
+
+def model_of(config: ExperimentConfig) -> nnx.Module:
+    """The config's model, initialised from `train.seed`. Call it inside `nnx.jit` (eagerly, every
+    random initialiser is compiled and run on its own, ~20 s on CPU) or `nnx.eval_shape` (shapes only)."""
+    return build_model(config.model.name, num_classes=config.data.num_classes, rngs=nnx.Rngs(config.train.seed),
+                       **config.model.kwargs)
 
 
 def make_optimizer(model: nnx.Module, learning_rate: float) -> nnx.Optimizer:

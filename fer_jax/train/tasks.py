@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from fer_jax.data.sources import RecordKeys
 from fer_jax.eval.metrics import classification_summary
 
 
@@ -72,6 +73,11 @@ def input_keys_of(model) -> tuple[str, ...]:
 def optional_input_keys_of(model) -> tuple[str, ...]:
     """Features a model uses when the records have them (e.g. "frame_mask")."""
     return tuple(getattr(model, "optional_input_keys", ()))
+
+
+def record_keys_of(model) -> RecordKeys:
+    """The record features `model` reads (some only when the records have them) and its targets."""
+    return RecordKeys(input_keys_of(model), optional_input_keys_of(model), task_of(model).target_keys)
 
 
 def model_inputs(batch: dict, keys) -> dict:

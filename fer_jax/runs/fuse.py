@@ -13,14 +13,14 @@ import dataclasses
 import json
 import pathlib
 
-import jax
 import numpy as np
 
-from fer_jax.config import read_saved_config
-from fer_jax.data import pipeline
-from fer_jax.errors import CheckpointError, ConfigError
+from fer_jax.data.sources import class_names_of
+from fer_jax.errors import ConfigError
 from fer_jax.eval.late_fusion import fuse, random_search_fusion_weights
 from fer_jax.eval.metrics import classification_summary
+from fer_jax.runs.saved_run import load_run
+from fer_jax.sharding import make_mesh
 
 
 @dataclasses.dataclass
@@ -37,43 +37,15 @@ class RunScores:
 def validation_scores(workdir: str | pathlib.Path) -> RunScores:
     """Class probabilities of a run's best checkpoint (the latest when none was scored) on its
     validation split, in the split's record order."""
-    # Imported here: only this command needs the trainer's state layout.
-    from flax import nnx
-
-    from fer_jax.eval.evaluate import class_names_of
-    from fer_jax.train import checkpoint
-    from fer_jax.train.loop import build_state
-    from fer_jax.train.tasks import model_inputs
-
-    workdir = pathlib.Path(workdir)
-    config = read_saved_config(workdir / "config.json")
-    manager = checkpoint.checkpoint_manager(workdir / "checkpoints", read_only=True)
-    step = checkpoint.best_step(manager) or manager.latest_step()
-    if step is None:
-        raise CheckpointError(f"{workdir / 'checkpoints'}: no checkpoint to fuse")
-    mesh = pipeline.make_mesh()
-    steps = build_state(config, mesh)
-    if steps.task.name != "classification":
-        raise ConfigError(f"{workdir}: late fusion combines class scores; {config.model.name} is a {steps.task.name} model")
-    state, _ = checkpoint.restore(manager, step, checkpoint.abstract_like(steps.state))
-    source = pipeline.open_source(config.data, config.data.val_split)
-    keys = steps.batch_keys(source.dataset_info.features)
-    model_keys = steps.input_keys + steps.optional_keys
-
-    @jax.jit
-    def probabilities(state, batch):
-        model, _ = nnx.merge(steps.graphdef, state)
-        model.eval()
-        return jax.nn.softmax(model(model_inputs(batch, [k for k in model_keys if k in batch])).astype("float32"))
-
-    probs, labels = [], []
-    for item in pipeline.eval_batches(source, config.data, keys):
-        batch = pipeline.to_global({**item.batch, "example_mask": item.mask}, mesh)
-        real = pipeline.to_host(batch["example_mask"])
-        probs.append(pipeline.to_host(probabilities(state, batch))[real])
-        labels.append(pipeline.to_host(batch["label"])[real])
-    return RunScores(workdir, config.data.dataset, config.data.val_split, int(step), np.concatenate(probs),
-                     np.concatenate(labels), class_names_of(config, source))
+    mesh = make_mesh()
+    run = load_run(workdir, mesh=mesh, trained_precision=True)
+    if run.task.name != "classification":
+        raise ConfigError(f"{run.workdir}: late fusion combines class scores; {run.config.model.name} is a "
+                          f"{run.task.name} model")
+    data = run.open_split()
+    probabilities, targets = run.predict_split(data, mesh, probabilities=True)
+    return RunScores(run.workdir, run.config.data.dataset, data.name, run.step, probabilities, targets["label"],
+                     class_names_of(run.config.data, data.source))
 
 
 def _runs_of(workdir: pathlib.Path) -> list[str]:

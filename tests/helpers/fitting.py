@@ -1,0 +1,42 @@
+"""A model that learns at all fits a fixed small batch in a few Adam steps: the check each model's
+tests make, with its own loss, step size and number of steps."""
+
+import numpy as np
+import optax
+from flax import nnx
+
+
+def assert_adam_steps_fit(model: nnx.Module, batch, loss_of, *, learning_rate: float, steps: int = 30,
+                          forward=None, factor: float = 0.6) -> tuple[float, float]:
+    """Train `model` for `steps` Adam steps (training mode: dropout on) on `batch`; assert that its
+    evaluation-mode loss ends below `factor` times where it started; return (before, after).
+
+    loss_of(outputs) -> scalar loss of the model's outputs on `batch`. forward(model, batch) ->
+    outputs: a jitted evaluation forward the test file already compiled for these shapes (default:
+    a new one)."""
+    optimizer = nnx.Optimizer(model, optax.adam(learning_rate), wrt=nnx.Param)
+
+    @nnx.jit
+    def train_step(model, optimizer):
+        loss, grads = nnx.value_and_grad(lambda m: loss_of(m(batch)))(model)
+        optimizer.update(model, grads)
+        return loss
+
+    forward = forward or nnx.jit(lambda m, x: m(x))
+
+    def eval_loss():
+        model.eval()
+        return float(loss_of(forward(model, batch)))
+
+    before = eval_loss()
+    model.train()
+    for _ in range(steps):
+        train_step(model, optimizer)
+    after = eval_loss()
+    assert np.isfinite(after) and after < factor * before, (before, after)
+    return before, after
+
+
+def cross_entropy(labels):
+    """loss_of for classifiers: the mean softmax cross-entropy of logits (B, C) against `labels` (B,)."""
+    return lambda logits: optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
