@@ -25,7 +25,7 @@ from fer_jax.models.transfer import (  # noqa: E402
     load_torch_state_dict,
     read_torch_state_dict,
 )
-from helpers.tolerance import assert_caught, assert_close, rounding_tolerance  # noqa: E402
+from helpers.tolerance import assert_caught, assert_close, output_tolerance  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:__array__ implementation:DeprecationWarning",  # Keras 3.15 on NumPy 2, harmless
@@ -60,7 +60,7 @@ def _assert_transfers(module, forward, expected, *, terms, layers=1):
     parameter flipped along its first axis longer than 1 (a kernel upside down, as from confusing
     convolution with correlation; inputs or channels in reverse order), it must miss by far more."""
     expected = np.asarray(expected)
-    tol = rounding_tolerance(terms=terms, layers=layers, scale=max(1.0, float(np.abs(expected).max())))
+    tol = output_tolerance(expected, terms=terms, layers=layers)
     assert_close(forward(), expected, tol)
     path, var = max(nnx.to_flat_state(nnx.state(module, nnx.Param)), key=lambda kv: kv[1].get_value().size)
     value = var.get_value()

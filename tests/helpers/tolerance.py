@@ -30,6 +30,13 @@ def rounding_tolerance(*, terms: int, layers: int = 1, scale: float = 1.0, eps: 
     return 2.0 * layers * math.sqrt(terms) * eps * scale
 
 
+def output_tolerance(expected, *, terms: int, layers: int = 1, eps: float = F32_EPS) -> float:
+    """rounding_tolerance for a computation whose values are O(1) or as large as its `expected`
+    output, whichever is larger (weights of std <~1 on inputs of std <~1 keep activations so)."""
+    scale = max(1.0, float(np.max(np.abs(np.asarray(expected)))))
+    return rounding_tolerance(terms=terms, layers=layers, scale=scale, eps=eps)
+
+
 def max_abs_diff(got, expected) -> float:
     return float(np.max(np.abs(np.asarray(got, np.float64) - np.asarray(expected, np.float64))))
 
