@@ -25,7 +25,7 @@ from fer_jax.models.transfer import (  # noqa: E402
     load_torch_state_dict,
     read_torch_state_dict,
 )
-from helpers.tolerance import assert_caught, assert_close, output_tolerance  # noqa: E402
+from helpers.tolerance import assert_caught, assert_close, largest_param_flipped, output_tolerance  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:__array__ implementation:DeprecationWarning",  # Keras 3.15 on NumPy 2, harmless
@@ -62,13 +62,8 @@ def _assert_transfers(module, forward, expected, *, terms, layers=1):
     expected = np.asarray(expected)
     tol = output_tolerance(expected, terms=terms, layers=layers)
     assert_close(forward(), expected, tol)
-    path, var = max(nnx.to_flat_state(nnx.state(module, nnx.Param)), key=lambda kv: kv[1].get_value().size)
-    value = var.get_value()
-    var.set_value(jnp.flip(value, next(a for a, n in enumerate(value.shape) if n > 1)))
-    try:
+    with largest_param_flipped(module) as path:
         assert_caught(forward(), expected, tol, f"{path} in a wrong layout")
-    finally:
-        var.set_value(value)
     return tol
 
 

@@ -16,8 +16,10 @@ output by a fraction of its scale, 10^3 to 10^5 times more.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
+import jax.numpy as jnp
 import numpy as np
 
 F32_EPS = float(np.finfo(np.float32).eps)  # 2**-23 = 1.19e-7
@@ -53,3 +55,19 @@ def assert_caught(got, expected, tol: float, what: str = "", margin: float = 10.
     comparison guarded by `tol` fails it clearly, not by luck of the draw."""
     diff = max_abs_diff(got, expected)
     assert diff > margin * tol, f"{what}: a wrong computation came within {diff:.3g} (tolerance {tol:.3g})"
+
+
+@contextlib.contextmanager
+def largest_param_flipped(module):
+    """Within the block, `module`'s largest parameter is flipped along its first axis longer than 1:
+    a wrong weight layout (a kernel upside down, as from confusing convolution with correlation;
+    inputs or channels in reverse order). Yields the parameter's path."""
+    from flax import nnx
+
+    path, var = max(nnx.to_flat_state(nnx.state(module, nnx.Param)), key=lambda kv: kv[1].get_value().size)
+    value = var.get_value()
+    var.set_value(jnp.flip(value, next(a for a, n in enumerate(value.shape) if n > 1)))
+    try:
+        yield path
+    finally:
+        var.set_value(value)
