@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 F32_EPS = float(np.finfo(np.float32).eps)  # 2**-23 = 1.19e-7
+F64_EPS = float(np.finfo(np.float64).eps)  # 2**-52 = 2.2e-16
 BF16_EPS = 2.0**-7  # bfloat16 keeps 8 significant bits
 
 
