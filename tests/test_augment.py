@@ -22,7 +22,8 @@ def test_rotation_matches_scipy(angle):
     # slope is at most 1 per pixel; then the bilinear 4-term sum. 2.5e-5.
     tol = rounding_tolerance(terms=2, layers=3, scale=max(clip.shape[1:3])) + rounding_tolerance(terms=4)
     np.testing.assert_allclose(ours, ref, atol=tol, rtol=0)
-    mirrored = scipy.ndimage.rotate(clip.astype(np.float64), -angle, axes=(2, 1), reshape=False, order=1, mode="nearest")
+    mirrored = scipy.ndimage.rotate(clip.astype(np.float64), -angle, axes=(2, 1), reshape=False, order=1,
+                                    mode="nearest")
     assert_caught(ours, mirrored, tol, "rotated the other way")
 
 

@@ -155,11 +155,13 @@ def test_label_changes_only_the_expression_geometry_and_the_prosody(identities, 
         for label, clip in enumerate(clips[1:], start=1):
             for t, (frame, reference) in enumerate(zip(clip.frames, clips[0].frames, strict=True)):
                 changed = np.abs(frame.astype(int) - reference).max()
-                assert changed == 0, f"{identity.subject}, {CLASSES[label]}: frame {t} of {len(clip.frames)} differs by {changed} grey levels"
+                assert changed == 0, (f"{identity.subject}, {CLASSES[label]}: frame {t} of {len(clip.frames)} "
+                                      f"differs by {changed} grey levels")
             np.testing.assert_array_equal(clip.audio, clips[0].audio, err_msg=f"{identity.subject}, {CLASSES[label]}")
     # The same clips with the real tables: the label does move the face at the apex.
     monkeypatch.undo()
-    happy, sad = (synth.render_clip(identities[0], LABEL[n], np.random.default_rng(11)) for n in ("happiness", "sadness"))
+    happy, sad = (synth.render_clip(identities[0], LABEL[name], np.random.default_rng(11))
+                  for name in ("happiness", "sadness"))
     assert np.array_equal(happy.frames[0], sad.frames[0]) and not np.array_equal(happy.frames[-1], sad.frames[-1])
 
 

@@ -135,4 +135,5 @@ def test_standardized_clips_ignore_brightness_and_contrast():
     tol = epsilon_shift + rounding_tolerance(terms=clip[0].size, scale=spread)
     assert_close(a, b, tol)
     model.standardize_clips = False  # the same comparison without the standardisation fails
-    assert_caught(model({"frames": jnp.asarray(clip)}), model({"frames": jnp.asarray(brighter)}), tol, "not standardised")
+    assert_caught(model({"frames": jnp.asarray(clip)}), model({"frames": jnp.asarray(brighter)}), tol,
+                  "not standardised")
