@@ -107,8 +107,9 @@ def test_landmark_motion_points_the_way_the_expression_does(identities, name, po
 def test_label_is_not_recoverable_from_length_brightness_or_loudness(identities):
     """Over corpus-style draws, per-class means of the nuisances are not separated (one-way ANOVA).
 
-    This catches a gross leak with 63 clips; the exact guarantee is the next test's (same rng, same
-    scene, whatever the class).
+    This catches only a gross leak with 63 clips (the scenes' own spread hides a few grey levels);
+    the exact guarantees are the next tests' (same rng: same scene, and the same pixels but for the
+    expression's geometry, whatever the class).
     """
     per_class = 9
     features = {"frames": [], "brightness": [], "log_rms": []}
@@ -136,6 +137,32 @@ def test_same_scene_for_every_class_given_the_same_rng(identities):
     corner = np.s_[:, :6, :6]  # background, never covered by the face tile
     for clip in clips:
         np.testing.assert_array_equal(clip.frames[corner], clips[0].frames[corner])
+
+
+def test_label_changes_only_the_expression_geometry_and_the_prosody(identities, monkeypatch):
+    """What the label may change: the landmarks' motion (EXPRESSION_MOVES) and the voice's prosody
+    (PROSODY). What it may not: everything else (face and scene brightness, contrast, colour,
+    grain, placement, jitter, timing, loudness), at onset, during the rise and at the apex alike.
+    With every class given one class's motion and prosody, a clip must come out bit for bit the same
+    whatever its label: any other path from the label into the pixels or the sound fails here, even
+    a shift of a grey level in one frame. Happiness's motion opens the mouth, so the mouth painter
+    is covered too."""
+    for name in CLASSES:
+        monkeypatch.setitem(synth.EXPRESSION_MOVES, name, synth.EXPRESSION_MOVES["happiness"])
+        monkeypatch.setitem(synth.PROSODY, name, synth.PROSODY["happiness"])
+    for identity, seed in ((identities[0], 11), (identities[5], 12)):
+        clips = [synth.render_clip(identity, label, np.random.default_rng(seed)) for label in range(len(CLASSES))]
+        for label, clip in enumerate(clips[1:], start=1):
+            for t, (frame, reference) in enumerate(zip(clip.frames, clips[0].frames, strict=True)):
+                changed = np.abs(frame.astype(int) - reference).max()
+                assert changed == 0, (f"{identity.subject}, {CLASSES[label]}: frame {t} of {len(clip.frames)} "
+                                      f"differs by {changed} grey levels")
+            np.testing.assert_array_equal(clip.audio, clips[0].audio, err_msg=f"{identity.subject}, {CLASSES[label]}")
+    # The same clips with the real tables: the label does move the face at the apex.
+    monkeypatch.undo()
+    happy, sad = (synth.render_clip(identities[0], LABEL[name], np.random.default_rng(11))
+                  for name in ("happiness", "sadness"))
+    assert np.array_equal(happy.frames[0], sad.frames[0]) and not np.array_equal(happy.frames[-1], sad.frames[-1])
 
 
 def test_render_is_deterministic(identities):

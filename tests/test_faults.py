@@ -15,11 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 
-from fer_jax.config import ExperimentConfig
 from fer_jax import sharding
+from fer_jax.config import AugmentConfig, ExperimentConfig
 from fer_jax.errors import CheckpointError, ConfigError
 from fer_jax.train import checkpoint, faults, loop
+from fer_jax.train.step import make_optimizer, make_steps
 from fer_jax.train.faults import NonFiniteLossError
 from helpers import training
 
@@ -119,6 +121,45 @@ def test_monitor_names_a_nonfinite_gradient_and_checks_every_pending_step():
     assert (caught.value.step, caught.value.quantity) == (12, "grad_norm") and "step 12: grad_norm" in str(caught.value)
     with pytest.raises(ConfigError, match="train.nonfinite='ignore'"):
         faults.check_mode("ignore")
+
+
+class _SqrtOfBrightness(nnx.Module):
+    """logits = sqrt(w * mean brightness), 3 classes. A black clip gives finite logits (zeros, so a
+    loss of log 3) but a gradient d/dw = brightness / (2 sqrt(w brightness)) = 0 / 0 = NaN: a
+    non-finite gradient behind a finite loss, as a real model's sqrt, norm or division at zero makes."""
+
+    def __init__(self):
+        self.w = nnx.Param(jnp.ones((3,)))
+
+    def __call__(self, inputs):
+        return jnp.sqrt(self.w[...] * inputs["frames"].mean(axis=(1, 2, 3, 4))[:, None])
+
+
+@pytest.mark.parametrize("mode", faults.NONFINITE_MODES)
+def test_train_step_catches_a_nonfinite_gradient_behind_a_finite_loss(mode):
+    model = _SqrtOfBrightness()
+    mesh = sharding.make_mesh()
+    steps = make_steps(model, make_optimizer(model, 0.1), mesh, AugmentConfig(enabled=False), seed=0,
+                       skip_nonfinite=mode == "skip")
+    frames = np.random.default_rng(0).integers(1, 256, (8, 2, 4, 4, 1), dtype=np.uint8)
+    good, black = ({"frames": f, "label": np.arange(8, dtype=np.int32) % 3} for f in (frames, np.zeros_like(frames)))
+    state, ok = steps.train(steps.state, sharding.to_global(good, mesh), 0)
+    assert bool(ok["finite"])
+    before = leaves(state, rng=False)  # copies: the step donates `state`
+    state, bad = steps.train(state, sharding.to_global(black, mesh), 1)
+    bad = jax.device_get(bad)
+    assert np.isfinite(bad["loss"]) and not np.isfinite(bad["grad_norm"]), bad
+    assert not bad["finite"], f"the step called itself finite with grad_norm {bad['grad_norm']}"
+    after = leaves(state, rng=False)
+    if mode == "skip":  # parameters and Adam moments and count left exactly as they were
+        assert before.keys() == after.keys()
+        for name in before:
+            np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    monitor = faults.NonFiniteMonitor(mode, max_skipped=0)
+    monitor.add(2, bad)
+    with pytest.raises(NonFiniteLossError) as caught:
+        monitor.check(lambda: "note")
+    assert (caught.value.step, caught.value.quantity) == (2, "grad_norm")
 
 
 def test_select_if_finite_matches_optax_apply_if_finite():

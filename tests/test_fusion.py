@@ -1,4 +1,4 @@
-"""Fusion layers: NumPy float64 references (max |diff| <= 1e-5 in float32), shapes, errors."""
+"""Fusion layers: NumPy float64 references (to float32 rounding of each fusion's layers), shapes, errors."""
 
 import functools
 
@@ -11,8 +11,8 @@ from flax import nnx
 
 from fer_jax.errors import ConfigError
 from fer_jax.models.fusion import FUSIONS, build_fusion, fusion_class
+from helpers.tolerance import assert_caught, assert_close, output_tolerance
 
-TOL = 1e-5
 B, C = 4, 3
 # One small configuration per fusion, shared by its reference test and the generic shape test so
 # each is built and compiled once (compilation is most of these tests' time on a small CPU).
@@ -80,7 +80,14 @@ def test_fbp_matches_numpy_float64_reference():
     )
     got = _call(fusion, [a, v])
     assert got.shape == (B, C) and got.dtype == np.float32
-    np.testing.assert_allclose(got, expected, atol=TOL, rtol=0)
+    # Projections (6 terms), product, sum pool, signed sqrt, L2 norm, head over 4: 6 layers.
+    tol = output_tolerance(expected, terms=6, layers=6)
+    assert_close(got, expected, tol)
+    wrong = _fbp_reference(  # U read in the wrong order (its input rows reversed)
+        a, v, _np(fusion.U.kernel)[::-1], _np(fusion.V.kernel), factor, out_dim,
+        _np(fusion.head.kernel), _np(fusion.head.bias),
+    )
+    assert_caught(got, wrong, tol, "fbp with U's rows reversed")
 
 
 def test_fbp_normalised_feature_and_finite_gradient_at_zero():
@@ -100,7 +107,11 @@ def test_score_fusion_fixed_weights_match_numpy():
     fusion = _build("score", (C, C), learnable=False, weights=weights.tolist())
     logits = _branches((C, C), seed=2, scale=2.0)
     expected = np.log(sum(w * _softmax(x) for w, x in zip(weights, logits)))
-    np.testing.assert_allclose(_call(fusion, logits), expected, atol=TOL, rtol=0)
+    # softmax over 3, a weighted sum of 2, a log: 3 layers of sums of 3.
+    tol = output_tolerance(expected, terms=C, layers=3)
+    assert_close(_call(fusion, logits), expected, tol)
+    assert_caught(_call(fusion, logits), np.log(sum(w * _softmax(x) for w, x in zip(weights[::-1], logits))), tol,
+                  "branch weights swapped")
     assert not jax.tree.leaves(nnx.state(fusion, nnx.Param))  # fixed weights are not trained
 
 
@@ -109,7 +120,7 @@ def test_score_fusion_learns_a_branch_by_class_matrix():
     logits = _branches(DIMS["score"], seed=3, scale=2.0)
     # It starts as plain score averaging ...
     mean_scores = np.mean([_softmax(x) for x in logits], axis=0)
-    np.testing.assert_allclose(_softmax(_call(fusion, logits)), mean_scores, atol=TOL, rtol=0)
+    assert_close(_softmax(_call(fusion, logits)), mean_scores, output_tolerance(mean_scores, terms=C, layers=4))
     # ... and its (branches, classes) weights train: trust branch 0, whose argmax is the label.
     labels = jnp.asarray(np.argmax(logits[0], -1))
     inputs = [jnp.asarray(x, jnp.float32) for x in logits]
@@ -138,7 +149,10 @@ def test_concat_fusion_matches_numpy():
     fusion = _shared("concat")
     xs = _branches(dims, seed=4)
     expected = np.concatenate(xs, -1) @ _np(fusion.head.kernel) + _np(fusion.head.bias)
-    np.testing.assert_allclose(_call(fusion, xs), expected, atol=TOL, rtol=0)
+    tol = output_tolerance(expected, terms=sum(dims))  # one dense layer over the concatenation
+    assert_close(_call(fusion, xs), expected, tol)
+    wrong = np.concatenate(xs[::-1], -1) @ _np(fusion.head.kernel) + _np(fusion.head.bias)
+    assert_caught(_call(fusion, xs), wrong, tol, "branches concatenated in the wrong order")
 
 
 def test_attention_fusion_matches_numpy():
@@ -148,8 +162,12 @@ def test_attention_fusion_matches_numpy():
     hidden = np.tanh(e @ _np(fusion.attention_hidden.kernel) + _np(fusion.attention_hidden.bias))
     alpha = _softmax((hidden @ _np(fusion.attention_vector.kernel))[..., 0])
     expected = np.einsum("bn,bnd->bd", alpha, e) @ _np(fusion.head.kernel) + _np(fusion.head.bias)
-    np.testing.assert_allclose(_call(fusion, xs), expected, atol=TOL, rtol=0)
-    np.testing.assert_allclose(_call(fusion, xs, method="attention")[0], alpha, atol=TOL)
+    # Projection (<= 6 terms), hidden and vector (8), softmax and weighted sum (3), head (8): 6 layers.
+    tol = output_tolerance(expected, terms=8, layers=6)
+    assert_close(_call(fusion, xs), expected, tol)
+    assert_close(_call(fusion, xs, method="attention")[0], alpha, output_tolerance(alpha, terms=8, layers=4))
+    uniform = np.einsum("bn,bnd->bd", np.full_like(alpha, 1 / 3), e) @ _np(fusion.head.kernel) + _np(fusion.head.bias)
+    assert_caught(_call(fusion, xs), uniform, tol, "attention left out (a plain mean)")
 
 
 @pytest.mark.parametrize("name", sorted(FUSIONS))

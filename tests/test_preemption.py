@@ -22,7 +22,8 @@ import jax
 import numpy as np
 import pytest
 
-from fer_jax.config import load_config
+from fer_jax.config import TrainConfig, load_config
+from fer_jax import sharding
 from fer_jax.errors import Preempted
 from fer_jax.train import checkpoint, faults
 from fer_jax.train.loop import train
@@ -140,6 +141,36 @@ def test_sigterm_saves_at_the_current_step_and_exits_75(interrupted):
     assert complete[-1] == stopped >= target and not tmp_left
     assert "rerun the same command to resume" in err
     assert f"resumed from step {stopped} " in interrupted["logs"]["runfinal.out"]
+
+
+def test_sigterm_saves_even_when_no_periodic_save_is_due(tiny_dataset, tmp_path, monkeypatch, capsys):
+    """With the default checkpoint_every_steps (no periodic saves; the only other save is the
+    evaluation at the epoch's end), the checkpoint a SIGTERM leaves can come from the preemption
+    path alone. The signal is sent from inside the run, while it fetches the batch of step 5."""
+    data_dir, name = tiny_dataset
+    config_path = tmp_path / "config.py"
+    config_path.write_text(CONFIG.format(workdir=str(tmp_path / "run"), name=name, data_dir=data_dir))
+    config = load_config(config_path, [f"train.checkpoint_every_steps={TrainConfig.checkpoint_every_steps}"])
+    assert config.train.checkpoint_every_steps == 0
+    real, calls = sharding.to_global, {"n": 0}
+
+    def to_global(batch, mesh):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            os.kill(os.getpid(), signal.SIGTERM)  # caught by the loop's PreemptionGuard
+        return real(batch, mesh)
+
+    monkeypatch.setattr(sharding, "to_global", to_global)
+    with pytest.raises(Preempted) as caught:
+        train(config)
+    stopped = caught.value.step
+    assert 1 <= stopped < TOTAL_STEPS and caught.value.signal_name == "SIGTERM"
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert complete_steps(checkpoints) == [stopped], f"SIGTERM after step {stopped} left {complete_steps(checkpoints)}"
+    monkeypatch.undo()
+    capsys.readouterr()
+    results, _ = train(config)
+    assert results["steps"] == TOTAL_STEPS and f"resumed from step {stopped} " in capsys.readouterr().out
 
 
 def test_guard_turns_sigint_into_a_request_and_a_second_signal_into_the_default():

@@ -2,7 +2,8 @@
 
 Every source layer gets fresh random weights (biases and batch-norm statistics included, so a
 tensor copied to the wrong place or in the wrong layout shows); our module then must give the
-source's outputs within 1e-4 on random inputs.
+source's outputs on random inputs to the float32 rounding of its layers and sums (helpers.tolerance),
+and must miss them by far more with its largest parameter in a wrong layout.
 """
 
 import os
@@ -24,13 +25,13 @@ from fer_jax.models.transfer import (  # noqa: E402
     load_torch_state_dict,
     read_torch_state_dict,
 )
+from helpers.tolerance import assert_caught, assert_close, largest_param_flipped, output_tolerance  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:__array__ implementation:DeprecationWarning",  # Keras 3.15 on NumPy 2, harmless
     "ignore:You are saving your model as an HDF5 file:UserWarning",
 )
 
-TOL = 1e-4
 # Keras's random initialisers compile an eager jax.random draw per shape (slow on 2 cores); zeros
 # are free, and every weight is overwritten anyway.
 ZEROS = dict(kernel_initializer="zeros")
@@ -52,10 +53,18 @@ def _x(shape, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
 
 
-def _max_diff(got, expected):
-    got, expected = np.asarray(got), np.asarray(expected)
-    assert got.shape == expected.shape, (got.shape, expected.shape)
-    return float(np.abs(got - expected).max())
+def _assert_transfers(module, forward, expected, *, terms, layers=1):
+    """forward() (our `module` on the test input) gives `expected` to the float32 rounding of
+    `layers` chained layers whose largest sums have `terms` terms (weights of std 0.5 on inputs in
+    [-1, 1]: values O(1), so the scale is the output's, at least 1). With the module's largest
+    parameter flipped along its first axis longer than 1 (a kernel upside down, as from confusing
+    convolution with correlation; inputs or channels in reverse order), it must miss by far more."""
+    expected = np.asarray(expected)
+    tol = output_tolerance(expected, terms=terms, layers=layers)
+    assert_close(forward(), expected, tol)
+    with largest_param_flipped(module) as path:
+        assert_caught(forward(), expected, tol, f"{path} in a wrong layout")
+    return tol
 
 
 # ----------------------------------------------------------------------------- Keras -> ours
@@ -69,7 +78,7 @@ def test_keras_conv2d(strides, padding):
     ours = nnx.Conv(3, 6, (3, 2), strides=strides, padding=padding.upper(), **OURS_ZEROS)
     load_keras_weights(ours, layer, {"conv": ""})
     x = _x((2, 9, 8, 3))
-    assert _max_diff(ours(x), layer(x)) <= TOL
+    _assert_transfers(ours, lambda: ours(x), layer(x), terms=3 * 2 * 3)  # a (3, 2) window over 3 channels
 
 
 def test_keras_separable_and_depthwise_conv2d():
@@ -82,7 +91,7 @@ def test_keras_separable_and_depthwise_conv2d():
     ours = SeparableConv2D(4, 5, use_bias=True, **OURS_ZEROS)
     load_keras_weights(ours, layer, {"sep": ""})
     x = _x((2, 7, 7, 4))
-    assert _max_diff(ours(x), layer(x)) <= TOL
+    _assert_transfers(ours, lambda: ours(x), layer(x), terms=3 * 3, layers=2)  # depthwise 3x3, then pointwise over 4
 
     # Depth multiplier 2: Keras's (kh, kw, Cin, 2) must become a grouped conv's channel order.
     depthwise = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="dw",
@@ -91,7 +100,7 @@ def test_keras_separable_and_depthwise_conv2d():
     _randomize_keras(depthwise, 3)
     ours = nnx.Conv(4, 8, (3, 3), padding="SAME", feature_group_count=4, **OURS_ZEROS)
     load_keras_weights(ours, depthwise, {"dw": ""})
-    assert _max_diff(ours(x), depthwise(x)) <= TOL
+    _assert_transfers(ours, lambda: ours(x), depthwise(x), terms=3 * 3)
 
 
 def test_keras_batch_normalization_inference():
@@ -102,7 +111,7 @@ def test_keras_batch_normalization_inference():
     ours = nnx.BatchNorm(6, epsilon=1e-3, use_running_average=True, rngs=nnx.Rngs(0))
     load_keras_weights(ours, layer, {"bn": ""})
     x = _x((2, 5, 5, 6))
-    assert _max_diff(ours(x), layer(x, training=False)) <= TOL
+    _assert_transfers(ours, lambda: ours(x), layer(x, training=False), terms=4)  # no sums: 4 roundings a value
 
 
 def test_keras_dense():
@@ -112,7 +121,7 @@ def test_keras_dense():
     ours = nnx.Linear(10, 4, **OURS_ZEROS)
     load_keras_weights(ours, layer, {"fc": ""})
     x = _x((3, 10))
-    assert _max_diff(ours(x), layer(x)) <= TOL
+    _assert_transfers(ours, lambda: ours(x), layer(x), terms=10)
 
 
 class _SmallNet(nnx.Module):
@@ -155,7 +164,11 @@ def test_keras_small_model():
     x = _x((4, 16, 16, 1), seed=7)
     ours = _SmallNet()
     load_keras_weights(ours, model, SMALL_MAPPING)
-    assert _max_diff(ours(x), model.predict(x, verbose=0)) <= TOL
+    # stem 3x3, BN, separable (3x3, then 8 channels), max pool, a mean over 7x7, dense over 12.
+    expected = model.predict(x, verbose=0)
+    tol = _assert_transfers(ours, lambda: ours(x), expected, terms=7 * 7, layers=5)
+    ours.norm = lambda h: h  # a port that left the batch norm out fails the same comparison
+    assert_caught(ours(x), expected, tol, "without its batch norm")
 
 
 def test_keras_mapping_problems_are_all_reported():
@@ -216,7 +229,7 @@ def test_torch_conv2d(groups):
     x = _x((2, 9, 8, 4))
     with torch.no_grad():
         expected = _nhwc(conv(_nchw(x)))
-    assert _max_diff(ours(x), expected) <= TOL
+    _assert_transfers(ours, lambda: ours(x), expected, terms=3 * 2 * 4 // groups)
 
 
 def test_torch_batchnorm2d_eval():
@@ -226,7 +239,7 @@ def test_torch_batchnorm2d_eval():
     x = _x((2, 5, 5, 6))
     with torch.no_grad():
         expected = _nhwc(bn(_nchw(x)))
-    assert _max_diff(ours(x), expected) <= TOL
+    _assert_transfers(ours, lambda: ours(x), expected, terms=4)  # no sums: 4 roundings a value
 
 
 def test_torch_linear():
@@ -236,7 +249,7 @@ def test_torch_linear():
     x = _x((3, 10))
     with torch.no_grad():
         expected = fc(torch.from_numpy(x)).numpy()
-    assert _max_diff(ours(x), expected) <= TOL
+    _assert_transfers(ours, lambda: ours(x), expected, terms=10)
 
 
 @pytest.mark.parametrize("cell", [nnx.OptimizedLSTMCell, nnx.LSTMCell])
@@ -251,8 +264,8 @@ def test_torch_two_layer_lstm(cell):
     x = _x((2, 7, 5))
     with torch.no_grad():
         expected = lstm(torch.from_numpy(x))[0].numpy()
-    got = layers[1](layers[0](jnp.asarray(x)))
-    assert _max_diff(got, expected) <= TOL
+    # 2 layers x 7 steps, each summing 5 or 6 inputs and 6 recurrent terms per gate.
+    _assert_transfers(layers, lambda: layers[1](layers[0](jnp.asarray(x))), expected, terms=12, layers=14)
 
 
 class _TorchSmallNet(torch.nn.Module):
@@ -291,7 +304,10 @@ def test_torch_small_cnn_from_a_pt_file(tmp_path):
     x = _x((3, 12, 12, 1), seed=15)
     with torch.no_grad():
         expected = net(_nchw(x)).numpy()
-    assert _max_diff(ours(x), expected) <= TOL
+    # conv 3x3, BN, conv 3x3 over 8 channels (72 terms), a mean over 5x5, dense over 12.
+    tol = _assert_transfers(ours, lambda: ours(x), expected, terms=72, layers=4)
+    ours.bn = lambda h: h  # a port that left the batch norm out fails the same comparison
+    assert_caught(ours(x), expected, tol, "without its batch norm")
 
     with pytest.raises(FerJaxError, match="missing from the mapping.*classifier"):
         load_torch_state_dict(_OurTorchSmallNet(), net, {"features.0": "conv1"})
