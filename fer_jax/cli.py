@@ -94,6 +94,7 @@ def cmd_bench(args) -> int:
         model=args.model, batch=args.batch, steps=args.steps, precision=args.precision, shape=shape,
         model_kwargs=model_kwargs, data_dir=args.data_dir or "", dataset=args.dataset or "", split=args.split,
         workers=args.workers, peak_tflops=args.peak_tflops, peak_tbps=args.peak_tbps, against=args.against or "",
+        augment=not args.no_augment,
     ))
     print(format_report(report))
     if args.json:
@@ -170,6 +171,8 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--against", choices=("torch",), default=None,
                     help="then time our PyTorch implementation of the same network (eager and torch.compile) "
                          "and report ratio_vs_torch; needs torch (the dev extra)")
+    be.add_argument("--no-augment", action="store_true",
+                    help="time the step without its augmentation (rotations, flips), like the torch peers")
     be.set_defaults(func=cmd_bench)
 
     fu = sub.add_parser("fuse", help="late fusion of trained runs: weights by random search on validation")

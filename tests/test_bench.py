@@ -206,6 +206,14 @@ def test_bench_against_torch_reports_the_ratio_to_the_better_peer(capsys, tmp_pa
     assert "ratio vs PyTorch" in capsys.readouterr().out
 
 
+def test_no_augment_times_the_step_without_augmentation():
+    from fer_jax.bench.bench import experiment_config
+
+    for augment in (True, False):
+        config = BenchConfig(model="cnn3d_convlstm", shape=TINY, augment=augment)
+        assert experiment_config(config, "d", "/tmp").augment.enabled is augment
+
+
 def test_bench_against_torch_refuses_a_model_without_a_peer_before_timing():
     from fer_jax.errors import ConfigError
 

@@ -52,6 +52,7 @@ class BenchConfig:
     peak_tflops: float | None = None  # per device; default: the table in peaks.py, or measured on CPU
     peak_tbps: float | None = None  # memory bandwidth per device, TB/s; default as for peak_tflops
     against: str = ""  # "torch": also time the PyTorch peer (fer_jax.bench.peers) and report the ratio
+    augment: bool = True  # the step's augmentation, as training runs it; the torch peers have none
     seed: int = 0
     compiler_options: dict[str, Any] | None = None  # XLA options for the train step's compile
 
@@ -81,7 +82,7 @@ def experiment_config(config: BenchConfig, dataset: str, data_dir: str) -> Exper
                         frames=shape.frames, size=shape.size, channels=shape.channels,
                         global_batch_size=config.batch, worker_count=config.workers, shuffle_seed=config.seed),
         model=ModelConfig(name=config.model, kwargs=_model_kwargs(config)),
-        augment=AugmentConfig(),
+        augment=AugmentConfig(enabled=config.augment),
         train=TrainConfig(seed=config.seed, precision=config.precision),
     )
 
@@ -177,6 +178,7 @@ def run_bench(config: BenchConfig) -> dict:
             raise ConfigError(f"bench: {dataset}[{config.split}] has {len(source)} records, fewer than one batch")
 
         report: dict[str, Any] = {"model": config.model, "batch": config.batch, "precision": config.precision,
+                                  "augment": config.augment,
                                   "records": "synthetic" if not dataset else f"{dataset}[{config.split}]"}
         report.update(_time_input(source, experiment, keys, mesh, config.input_batches or max(config.steps, 10)))
         one_batch = pipeline.train_iterator(source, dataclasses.replace(experiment.data, worker_count=0), 1, keys)
@@ -311,4 +313,6 @@ def _torch_rows(report: dict) -> list[tuple[str, str]]:
             rows.append((f"PyTorch {variant}: median", f"{report[f'torch_{variant}_step_ms_median']:.1f} ms "
                                                       f"({report[f'torch_{variant}_clips_per_second']:.3g} clips/s)"))
     rows.append(("ratio vs PyTorch", f"{report['ratio_vs_torch']:.2f} x (fer-jax clips/s over the better PyTorch variant)"))
+    if report["augment"]:
+        rows.append(("", "fer-jax's step includes its augmentation, the peer's none; --no-augment to match"))
     return rows
