@@ -79,7 +79,14 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    import os
     import pathlib
+
+    if args.against:
+        # XLA would otherwise reserve 75% of the GPU's memory up front and hold it while the
+        # PyTorch peer runs in this process; growing on demand leaves the rest to PyTorch.
+        # (Set before the first device use; the step's timing is that of a warm pool either way.)
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
     from fer_jax.bench import BenchConfig, format_report, run_bench
     from fer_jax.bench.synthetic import RecordShape
@@ -94,7 +101,8 @@ def cmd_bench(args) -> int:
     report = run_bench(BenchConfig(
         model=args.model, batch=args.batch, steps=args.steps, precision=args.precision, shape=shape,
         model_kwargs=model_kwargs, data_dir=args.data_dir or "", dataset=args.dataset or "", split=args.split,
-        workers=args.workers, peak_tflops=args.peak_tflops,
+        workers=args.workers, peak_tflops=args.peak_tflops, peak_tbps=args.peak_tbps, against=args.against or "",
+        augment=not args.no_augment,
     ))
     print(format_report(report))
     if args.json:
@@ -148,7 +156,7 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--step", type=int, default=None, help="default: the best step by validation accuracy")
     ev.set_defaults(func=cmd_eval)
 
-    be = sub.add_parser("bench", help="time the train step and the input pipeline: clips/s, FLOPs, MFU")
+    be = sub.add_parser("bench", help="time the train step and the input pipeline: clips/s, FLOPs, MFU, bandwidth")
     be.add_argument("--model", required=True, help="a registered model name, e.g. cnn3d_convlstm")
     be.add_argument("--batch", type=int, default=32, help="global batch size")
     be.add_argument("--steps", type=int, default=10, help="timed train steps")
@@ -166,6 +174,13 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--split", default="train")
     be.add_argument("--workers", type=int, default=0, help="grain worker processes")
     be.add_argument("--peak-tflops", type=float, default=None, help="peak TFLOP/s per device for MFU")
+    be.add_argument("--peak-tbps", type=float, default=None,
+                    help="peak memory bandwidth per device in TB/s (default: data sheet, or measured on CPU)")
+    be.add_argument("--against", choices=("torch",), default=None,
+                    help="then time our PyTorch implementation of the same network (eager and torch.compile) "
+                         "and report ratio_vs_torch; needs torch (the dev extra)")
+    be.add_argument("--no-augment", action="store_true",
+                    help="time the step without its augmentation (rotations, flips), like the torch peers")
     be.set_defaults(func=cmd_bench)
 
     fu = sub.add_parser("fuse", help="late fusion of trained runs: weights by random search on validation")

@@ -99,6 +99,12 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0}
 def check_report(report):
     for key in KEYS:
         assert np.isfinite(report[key]) and report[key] > 0, (key, report[key])
+    # Memory side of the roofline: bytes over the median step time, over the peak.
+    step_seconds = report["step_ms_median"] / 1e3
+    assert report["achieved_bandwidth_gbps"] == pytest.approx(report["bytes_accessed_per_step"] / step_seconds / 1e9)
+    assert report["bandwidth_fraction"] == pytest.approx(report["achieved_bandwidth_gbps"] / report["peak_bandwidth_gbps"])
+    # The Adam update alone reads and writes each float32 parameter and its two moments.
+    assert report["bytes_accessed_per_step"] >= 2 * 3 * 4 * report["parameters"]
     assert report["device_count"] == jax.device_count() and report["device_kind"]
     assert report["mfu"] == pytest.approx(report["achieved_tflops"] / report["peak_tflops"])
     assert report["input_bound"] == (report["input_clips_per_second"] < report["clips_per_second"])
@@ -112,9 +118,10 @@ def test_bench_runs_for_every_model_family(model):
     kwargs, shape = FAMILIES[model]
     with jax.default_prng_impl("rbg"):
         report = run_bench(BenchConfig(model=model, batch=4, steps=2, shape=shape, model_kwargs=kwargs,
-                                       input_batches=2, peak_tflops=1.0, compiler_options=FAST_COMPILE))
+                                       input_batches=2, peak_tflops=1.0, peak_tbps=0.5, compiler_options=FAST_COMPILE))
     check_report(report)
     assert report["peak_tflops"] == pytest.approx(jax.device_count())  # the override, per device
+    assert report["peak_bandwidth_gbps"] == pytest.approx(500 * jax.device_count())
     assert report["records"] == "synthetic"
 
 
@@ -132,6 +139,7 @@ def test_bench_cli_writes_json_from_a_built_corpus(tiny_dataset, tmp_path, capsy
     check_report(report)
     assert report["records"] == f"{name}[train]"
     assert report["peak_source"].startswith("measured")  # CPU: no data-sheet peak
+    assert report["peak_bandwidth_source"].startswith("measured")
     assert "input-bound" in capsys.readouterr().out
 
 
@@ -140,3 +148,74 @@ def test_bench_rejects_a_batch_the_devices_cannot_split():
 
     with pytest.raises(ConfigError, match="not divisible"):
         run_bench(BenchConfig(model="cnn3d_convlstm", batch=3, shape=TINY))
+
+
+def test_bytes_accessed_count_operands_read_and_outputs_written():
+    m, k, n = 256, 128, 64
+    a, b = jnp.ones((m, k)), jnp.ones((k, n))
+    compiled = jax.jit(lambda a, b: a @ b).lower(a, b).compile()
+    assert flops.xla_bytes_accessed(compiled) == 4 * (m * k + k * n + m * n)
+    x = jnp.ones((1 << 16,))
+    compiled = jax.jit(lambda x: x + 1.0).lower(x).compile()
+    assert flops.xla_bytes_accessed(compiled) == 2 * x.nbytes  # one read, one write
+
+
+def test_data_sheet_bandwidths_by_device_kind():
+    from fer_jax.bench import peaks
+
+    expected = {"NVIDIA H100 80GB HBM3": 3.35, "NVIDIA H200": 4.8, "NVIDIA H100 PCIe": 2.0,
+                "NVIDIA A100-SXM4-80GB": 2.039, "NVIDIA A100-SXM4-40GB": 1.555, "NVIDIA GH200 480GB": 4.0}
+    for kind, tbps in expected.items():
+        assert peaks.known_bandwidth(kind) == pytest.approx(tbps * 1e12), kind
+    assert peaks.known_bandwidth("cpu") is None
+
+
+def test_measured_cpu_bandwidth_counts_a_read_and_a_write(monkeypatch):
+    import itertools
+    import types
+
+    from fer_jax.bench import peaks
+
+    # A memory speed (100 MB/s on a loaded shared machine .. 10 TB/s): catches a unit slip.
+    assert 1e8 <= peaks.measured_copy_bandwidth(mib=64, repeats=2) <= 1e13
+    # With a clock that makes every pass take 0.5 s: 64 MiB read + 64 MiB written per pass.
+    ticks = itertools.count(step=0.5)
+    monkeypatch.setattr(peaks, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    assert peaks.measured_copy_bandwidth(mib=64, repeats=2) == 2 * 64 * 2**20 / 0.5
+
+
+def test_bench_against_torch_reports_the_ratio_to_the_better_peer(capsys, tmp_path):
+    """`--against torch` end to end: the same model and batch timed in PyTorch, eager and compiled."""
+    pytest.importorskip("torch")
+    from fer_jax.cli import main
+
+    kwargs, shape = FAMILIES["cnn3d_convlstm"]
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--model", "cnn3d_convlstm", "--batch", "4", "--steps", "2", "--frames", str(shape.frames),
+            "--size", str(shape.size), "--num-classes", str(shape.num_classes), "--model-kwargs", json.dumps(kwargs),
+            "--peak-tflops", "1", "--peak-tbps", "1", "--against", "torch", "--json", str(out)]
+    with jax.default_prng_impl("rbg"):
+        assert main(argv) == 0
+    report = json.loads(out.read_text())
+    check_report(report)
+    assert not [k for k in report if k.endswith("_error")]
+    eager, compiled = report["torch_eager_clips_per_second"], report["torch_compiled_clips_per_second"]
+    assert eager > 0 and compiled > 0
+    assert report["ratio_vs_torch"] == pytest.approx(report["clips_per_second"] / max(eager, compiled))
+    assert report["torch_parameters"] == report["parameters"]  # the same network, counted on both sides
+    assert "ratio vs PyTorch" in capsys.readouterr().out
+
+
+def test_no_augment_times_the_step_without_augmentation():
+    from fer_jax.bench.bench import experiment_config
+
+    for augment in (True, False):
+        config = BenchConfig(model="cnn3d_convlstm", shape=TINY, augment=augment)
+        assert experiment_config(config, "d", "/tmp").augment.enabled is augment
+
+
+def test_bench_against_torch_refuses_a_model_without_a_peer_before_timing():
+    from fer_jax.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no torch peer"):
+        run_bench(BenchConfig(model="mini_xception", batch=4, shape=TINY, against="torch"))

@@ -6,6 +6,12 @@ batches (`fer_jax.data`). The train step is timed on one batch kept on the devic
 measures compute alone; the input pipeline is timed with nothing else running, including the copy
 of each batch onto the devices. The step is input-bound when the pipeline delivers fewer clips per
 second than the step consumes.
+
+Beside MFU, the memory side of the roofline: the bytes the compiled step reads and writes (XLA's
+cost analysis, see `flops.xla_bytes_accessed`) over the step time, as a fraction of the device's
+peak bandwidth (`peaks.total_bandwidth`). With `against="torch"` the PyTorch peer of the same
+network (`fer_jax.bench.peers`) is then timed the same way, eager and compiled, on the same
+machine, and `ratio_vs_torch` is fer-jax's clips/s over the better of the two.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from flax import nnx
 
 from fer_jax.bench import flops, peaks, synthetic
 from fer_jax.config import AugmentConfig, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
@@ -43,6 +50,9 @@ class BenchConfig:
     workers: int = 0  # grain worker processes, as data.worker_count
     input_batches: int = 0  # batches timed for the input pipeline; 0: max(steps, 10)
     peak_tflops: float | None = None  # per device; default: the table in peaks.py, or measured on CPU
+    peak_tbps: float | None = None  # memory bandwidth per device, TB/s; default as for peak_tflops
+    against: str = ""  # "torch": also time the PyTorch peer (fer_jax.bench.peers) and report the ratio
+    augment: bool = True  # the step's augmentation, as training runs it; the torch peers have none
     seed: int = 0
     compiler_options: dict[str, Any] | None = None  # XLA options for the train step's compile
 
@@ -72,7 +82,7 @@ def experiment_config(config: BenchConfig, dataset: str, data_dir: str) -> Exper
                         frames=shape.frames, size=shape.size, channels=shape.channels,
                         global_batch_size=config.batch, worker_count=config.workers, shuffle_seed=config.seed),
         model=ModelConfig(name=config.model, kwargs=_model_kwargs(config)),
-        augment=AugmentConfig(),
+        augment=AugmentConfig(enabled=config.augment),
         train=TrainConfig(seed=config.seed, precision=config.precision),
     )
 
@@ -152,6 +162,8 @@ def run_bench(config: BenchConfig) -> dict:
     mesh = make_mesh()
     if config.batch % mesh.size:
         raise ConfigError(f"bench: --batch {config.batch} is not divisible by the {mesh.size} devices")
+    if config.against:
+        _check_peer(config)  # before minutes of JAX timing, not after
     with tempfile.TemporaryDirectory(prefix="fer_jax_bench_") as tmp:
         dataset, data_dir = config.dataset, config.data_dir
         experiment = experiment_config(config, dataset or synthetic.NAME, data_dir or tmp)
@@ -168,6 +180,7 @@ def run_bench(config: BenchConfig) -> dict:
             raise ConfigError(f"bench: {dataset}[{config.split}] has {len(source)} records, fewer than one batch")
 
         report: dict[str, Any] = {"model": config.model, "batch": config.batch, "precision": config.precision,
+                                  "augment": config.augment,
                                   "records": "synthetic" if not dataset else f"{dataset}[{config.split}]"}
         report.update(_time_input(source, experiment, keys, mesh, config.input_batches or max(config.steps, 10)))
         one_batch = train_iterator(source, dataclasses.replace(experiment.data, worker_count=0), 1, keys)
@@ -177,11 +190,17 @@ def run_bench(config: BenchConfig) -> dict:
         step_flops = flops.count_flops(steps.train.jitted, steps.state, batch, 0)
         forward_flops = flops.count_flops(steps.evaluate, steps.state, batch)
         report.update(_time_train(steps, batch, config.steps))
+        input_specs = {k: (tuple(v.shape[1:]), np.dtype(v.dtype)) for k, v in batch.items()}
 
     devices = mesh.devices.reshape(-1)
     peak, peak_source = peaks.total_peak(list(devices), config.precision, config.peak_tflops)
     compiled = next(iter(steps.train.compiled.values()))
     xla = flops.xla_flops(compiled)
+    bytes_per_device = flops.xla_bytes_accessed(compiled)
+    bandwidth, bandwidth_source = peaks.total_bandwidth(list(devices), config.peak_tbps)
+    # Every device runs the program on its share of the batch, each within the step time.
+    achieved_bandwidth = (None if bytes_per_device is None
+                          else bytes_per_device * len(devices) / (report["step_ms_median"] / 1e3))
     flops_per_clip = step_flops / config.batch
     achieved = flops_per_clip * report["clips_per_second"]
     report.update(
@@ -194,6 +213,12 @@ def run_bench(config: BenchConfig) -> dict:
         peak_tflops=peak / 1e12,
         peak_source=peak_source,
         mfu=achieved / peak,
+        bytes_accessed_per_step=None if bytes_per_device is None else bytes_per_device * len(devices),
+        achieved_bandwidth_gbps=None if achieved_bandwidth is None else achieved_bandwidth / 1e9,
+        peak_bandwidth_gbps=bandwidth / 1e9,
+        peak_bandwidth_source=bandwidth_source,
+        bandwidth_fraction=None if achieved_bandwidth is None else achieved_bandwidth / bandwidth,
+        parameters=parameter_count(steps),
         input_bound=report["input_clips_per_second"] < report["clips_per_second"],
         input_headroom=report["input_clips_per_second"] / report["clips_per_second"],
         memory=steps.memory,
@@ -203,7 +228,46 @@ def run_bench(config: BenchConfig) -> dict:
         process_count=jax.process_count(),
         versions=versions(),
     )
+    if config.against:
+        report.update(against_peer(config, report, input_specs))
     return report
+
+
+def parameter_count(steps) -> int:
+    model, _ = nnx.merge(steps.graphdef, steps.state)
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def _check_peer(config: BenchConfig) -> None:
+    """The peer exists and takes the model's arguments (ConfigError otherwise)."""
+    if config.against != "torch":
+        raise ConfigError(f"bench: --against {config.against!r}: the only peer framework is 'torch'")
+    from fer_jax.bench import peers
+
+    backend = jax.default_backend()
+    if jax.process_count() > 1 or (backend != "cpu" and jax.device_count() > 1):
+        raise ConfigError(f"bench --against torch compares one device with one device; this run has "
+                          f"{jax.device_count()} {backend} devices (e.g. set CUDA_VISIBLE_DEVICES=0)")
+    torch = peers.import_torch()
+    if (backend == "gpu") != torch.cuda.is_available():
+        raise ConfigError(f"bench --against torch: JAX runs on {backend} but torch {torch.__version__} "
+                          f"{'has' if torch.cuda.is_available() else 'has no'} CUDA; compare on the same device")
+    peers.build_peer(config.model, config.shape.num_classes, _model_kwargs(config))
+
+
+def against_peer(config: BenchConfig, report: dict, input_specs: dict) -> dict:
+    """Time the PyTorch peer of the benched model with the same arguments, batch, shapes, precision
+    and step count; -> its torch_* entries and ratio_vs_torch (ours over its better variant)."""
+    from fer_jax.bench import peers
+
+    peer = peers.run_peer(config.model, _model_kwargs(config), input_specs, num_classes=config.shape.num_classes,
+                          batch=config.batch, steps=config.steps, precision=config.precision,
+                          learning_rate=TrainConfig().learning_rate, seed=config.seed)
+    if peer["torch_parameters"] != report["parameters"]:
+        raise ConfigError(f"bench: the torch peer of {config.model} has {peer['torch_parameters']:,} parameters, "
+                          f"fer-jax's model {report['parameters']:,}: they are not the same network")
+    peer["ratio_vs_torch"] = report["clips_per_second"] / peer["torch_best_clips_per_second"]
+    return peer
 
 
 def format_report(report: dict) -> str:
@@ -223,6 +287,34 @@ def format_report(report: dict) -> str:
                         f"(input delivers {report['input_headroom']:.2f} x what the step consumes)"),
         ("step memory (temp / args)", f"{mem.get('temp_size_in_bytes', 0) / 2**20:.1f} / "
                                       f"{mem.get('argument_size_in_bytes', 0) / 2**20:.1f} MiB"),
+        ("parameters", f"{report['parameters']:,}"),
     ]
+    if report["bytes_accessed_per_step"] is not None:
+        rows += [
+            ("bytes accessed per step", f"{report['bytes_accessed_per_step'] / 1e6:.4g} MB "
+                                        "(XLA cost analysis; scan bodies once)"),
+            ("achieved bandwidth", f"{report['achieved_bandwidth_gbps']:.4g} GB/s = "
+                                   f"{100 * report['bandwidth_fraction']:.2f} % of "
+                                   f"{report['peak_bandwidth_gbps']:.4g} GB/s ({report['peak_bandwidth_source']})"),
+        ]
+    if "ratio_vs_torch" in report:
+        rows += _torch_rows(report)
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _torch_rows(report: dict) -> list[tuple[str, str]]:
+    rows = [("PyTorch peer", f"torch {report['torch_version']} on {report['torch_device']} "
+                             f"({report['torch_threads']} threads), {report['torch_memory_format']}, "
+                             f"{report['torch_adam']} Adam"
+                             + (f", autocast {report['torch_autocast']}" if report["torch_autocast"] else ""))]
+    for variant in ("eager", "compiled"):
+        if f"torch_{variant}_error" in report:
+            rows.append((f"PyTorch {variant}", f"failed: {report[f'torch_{variant}_error']}"))
+        elif f"torch_{variant}_clips_per_second" in report:
+            rows.append((f"PyTorch {variant}: median", f"{report[f'torch_{variant}_step_ms_median']:.1f} ms "
+                                                      f"({report[f'torch_{variant}_clips_per_second']:.3g} clips/s)"))
+    rows.append(("ratio vs PyTorch", f"{report['ratio_vs_torch']:.2f} x (fer-jax clips/s over the better PyTorch variant)"))
+    if report["augment"]:
+        rows.append(("", "fer-jax's step includes its augmentation, the peer's none; --no-augment to match"))
+    return rows

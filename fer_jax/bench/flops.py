@@ -71,11 +71,24 @@ def count_flops(fn, *args, **kwargs) -> int:
     return jaxpr_flops(jax.make_jaxpr(fn)(*args, **kwargs))
 
 
-def xla_flops(compiled) -> float | None:
-    """XLA's own count for a compiled executable (a loop body counted once; elementwise ops in)."""
+def _xla_cost(compiled, key: str) -> float | None:
     analysis = compiled.cost_analysis()
     if isinstance(analysis, (list, tuple)):  # older jax returned one dict per device
         analysis = analysis[0] if analysis else None
-    if not analysis or "flops" not in analysis:
+    if not analysis or key not in analysis:
         return None
-    return float(analysis["flops"])
+    return float(analysis[key])
+
+
+def xla_flops(compiled) -> float | None:
+    """XLA's own count for a compiled executable (a loop body counted once; elementwise ops in)."""
+    return _xla_cost(compiled, "flops")
+
+
+def xla_bytes_accessed(compiled) -> float | None:
+    """XLA's "bytes accessed" of a compiled executable (per device): for every instruction of the
+    optimised program, a fusion counting as one, the bytes of the operands it reads plus the output
+    it writes, summed. It assumes each operand comes from memory once per instruction (no reuse in
+    caches across instructions, none lost to re-reads within one), and, as for FLOPs, counts a loop
+    body once, so for models with a `scan` (ConvLSTM, LSTM) it is a lower bound."""
+    return _xla_cost(compiled, "bytes accessed")

@@ -1,9 +1,13 @@
-"""Peak FLOP/s per device, the denominator of MFU.
+"""Peak FLOP/s and memory bandwidth per device: the denominators of MFU and of the bandwidth fraction.
 
 Known accelerators come from their vendors' data sheets (dense, no sparsity). "f32" means what JAX
 runs a float32 matmul with by default on that device: TF32 tensor cores on NVIDIA Ampere and later,
 bfloat16 passes on TPUs. A peak can be overridden with `--peak-tflops` or $FER_JAX_PEAK_TFLOPS.
 CPUs have no table entry: their peak is measured (a large float32 matmul), and said so.
+
+Memory bandwidth likewise: the data sheet's HBM bandwidth for accelerators, and for CPUs a
+STREAM-like measurement (an elementwise pass over arrays far larger than the caches), overridable
+with `--peak-tbps` or $FER_JAX_PEAK_TBPS.
 """
 
 from __future__ import annotations
@@ -35,6 +39,28 @@ KNOWN_PEAKS_TFLOPS: tuple[tuple[str, dict[str, float]], ...] = (
 
 ENV_OVERRIDE = "FER_JAX_PEAK_TFLOPS"
 
+# (substring of jax's device_kind, lower-cased) -> peak memory bandwidth in TB/s (10^12 bytes/s),
+# from the vendors' data sheets; checked in order, the more specific names first. jax's kinds:
+# "NVIDIA H100 80GB HBM3" (SXM), "NVIDIA H100 PCIe", "NVIDIA A100-SXM4-80GB", "NVIDIA A100 80GB PCIe".
+KNOWN_BANDWIDTH_TBPS: tuple[tuple[str, float], ...] = (
+    ("gh200", 4.0),  # before "h200", which it contains; the 96 GB HBM3 part (144 GB HBM3e: 4.9)
+    ("h200", 4.8),
+    ("h100 pcie", 2.0),
+    ("h100 nvl", 3.9),
+    ("h100", 3.35),  # SXM
+    ("a100-sxm4-80gb", 2.039),
+    ("a100 80gb pcie", 1.935),
+    ("a100", 1.555),  # 40 GB
+    ("l40s", 0.864),
+    ("l4", 0.3),
+    ("a10g", 0.6),
+    ("v100", 0.9),
+    ("tpu v5p", 2.765),
+    ("tpu v5 lite", 0.819),
+    ("tpu v4", 1.228),
+)
+BANDWIDTH_ENV_OVERRIDE = "FER_JAX_PEAK_TBPS"
+
 
 def known_peak(device_kind: str, precision: str) -> float | None:
     """Peak FLOP/s of one device from the table, or None."""
@@ -49,15 +75,31 @@ def measured_matmul_peak(precision: str, size: int = 1024, repeats: int = 5) -> 
     """FLOP/s of the best of `repeats` (size x size) matmuls on the first device: a practical
     ceiling where no data sheet applies (CPUs)."""
     dtype = jnp.bfloat16 if precision == "bf16" else jnp.float32
-    a = jnp.ones((size, size), dtype)
-    matmul = jax.jit(lambda x: x @ x)
-    matmul(a).block_until_ready()
+    return 2 * size**3 / _best_seconds(lambda x: x @ x, jnp.ones((size, size), dtype), repeats)
+
+
+def _best_seconds(fn, x, repeats: int) -> float:
+    """The shortest of `repeats` runs of jit(fn)(x), after one run that compiles it."""
+    jitted = jax.jit(fn)
+    jitted(x).block_until_ready()
     best = float("inf")
     for _ in range(repeats):
         tic = time.perf_counter()
-        matmul(a).block_until_ready()
+        jitted(x).block_until_ready()
         best = min(best, time.perf_counter() - tic)
-    return 2 * size**3 / best
+    return best
+
+
+def _given(override: float | None, env: str, unit: str) -> float | None:
+    """A peak given as an argument, else by $env, else None; checked to be a positive number."""
+    if override is None and os.environ.get(env):
+        try:
+            override = float(os.environ[env])
+        except ValueError:
+            raise ConfigError(f"${env}={os.environ[env]!r}: expected {unit} as a number") from None
+    if override is not None and not override > 0:
+        raise ConfigError(f"peak {unit} must be positive, got {override}")
+    return override
 
 
 def total_peak(devices, precision: str, override_tflops: float | None = None) -> tuple[float, str]:
@@ -72,16 +114,41 @@ def total_peak(devices, precision: str, override_tflops: float | None = None) ->
 
 def device_peak(device, precision: str, override_tflops: float | None = None) -> tuple[float, str]:
     """(peak FLOP/s of one device, where the figure comes from)."""
-    if override_tflops is None and os.environ.get(ENV_OVERRIDE):
-        try:
-            override_tflops = float(os.environ[ENV_OVERRIDE])
-        except ValueError:
-            raise ConfigError(f"${ENV_OVERRIDE}={os.environ[ENV_OVERRIDE]!r}: expected TFLOP/s as a number") from None
+    override_tflops = _given(override_tflops, ENV_OVERRIDE, "TFLOP/s")
     if override_tflops is not None:
-        if not override_tflops > 0:
-            raise ConfigError(f"peak TFLOP/s must be positive, got {override_tflops}")
         return override_tflops * 1e12, f"given ({override_tflops} TFLOP/s per device)"
     peak = known_peak(device.device_kind, precision)
     if peak is not None:
         return peak, f"data sheet ({device.device_kind}, {precision}, dense)"
     return measured_matmul_peak(precision), f"measured: best 1024x1024 {precision} matmul on {device.device_kind}"
+
+
+def known_bandwidth(device_kind: str) -> float | None:
+    """Peak memory bandwidth of one device from the table (bytes/s), or None."""
+    kind = device_kind.lower()
+    for name, tbps in KNOWN_BANDWIDTH_TBPS:
+        if name in kind:
+            return tbps * 1e12
+    return None
+
+
+def measured_copy_bandwidth(mib: int = 256, repeats: int = 5) -> float:
+    """Bytes/s of the best of `repeats` passes y = x + 1 over `mib` MiB of float32 on the first
+    device, counting the read of x and the write of y (STREAM's convention; a write-allocate read
+    of y, where the CPU does one, is not counted): what a memory-bound XLA kernel can reach."""
+    x = jnp.zeros((mib * 2**20 // 4,), jnp.float32)
+    return 2 * x.nbytes / _best_seconds(lambda x: x + 1.0, x, repeats)
+
+
+def total_bandwidth(devices, override_tbps: float | None = None) -> tuple[float, str]:
+    """(peak memory bandwidth of all `devices` together in bytes/s, where the figure comes from);
+    as for FLOPs, a measured CPU figure is already the whole host's."""
+    override_tbps = _given(override_tbps, BANDWIDTH_ENV_OVERRIDE, "TB/s")
+    n = len(devices)
+    if override_tbps is not None:
+        return override_tbps * 1e12 * n, f"{n} x given ({override_tbps} TB/s per device)"
+    kind = devices[0].device_kind
+    peak = known_bandwidth(kind)
+    if peak is not None:
+        return peak * n, f"{n} x data sheet ({kind})"
+    return measured_copy_bandwidth(), f"measured: best x + 1 over 256 MiB float32 on {kind} (read + write)"
