@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fer_jax.models.layers import conv3d_same_by_taps, max_pool_valid
+from fer_jax.models.layers import conv3d_same, conv3d_same_by_matmul, conv3d_same_by_taps, max_pool_valid
 from helpers.tolerance import assert_caught, assert_close, output_tolerance
 
 
@@ -49,6 +49,52 @@ def test_conv3d_by_taps_in_bfloat16_accumulates_in_float32():
     assert grads[0].dtype == bf16 and grads[1].dtype == f32
     np.testing.assert_allclose(np.asarray(grads[0], np.float64), kernel_grad_ref, rtol=2**-8, atol=1e-3)
     np.testing.assert_allclose(grads[1], cotangent64.sum(axis=(0, 1, 2, 3)), rtol=1e-5, atol=1e-3)
+
+
+DN3 = ("NDHWC", "DHWIO", "NDHWC")
+
+
+def _lax_conv3d(x, kernel):
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1, 1), "SAME", dimension_numbers=DN3)
+
+
+@pytest.mark.parametrize("formulation, cin", [(conv3d_same_by_taps, 1), (conv3d_same_by_matmul, 6)])
+def test_fast_conv3d_and_both_its_gradients_equal_float64_convolution(formulation, cin):
+    """Forward, input gradient and kernel gradient of each formulation against XLA's plain 3D
+    convolution (and its autodiff) in float64. A (3, 3, 5) kernel on (T, H, W) = (5, 6, 7) checks
+    'SAME' padding at every edge and that no axis of the kernel is confused with another."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 5, 6, 7, cin)).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, 5, cin, 4)).astype(np.float32)
+    cotangent = rng.normal(size=(2, 5, 6, 7, 4)).astype(np.float32)
+    with jax.enable_x64(True):
+        x64, k64, c64 = (np.asarray(a, np.float64) for a in (x, kernel, cotangent))
+        ref, ref_vjp = jax.vjp(_lax_conv3d, x64, k64)
+        ref_dx, ref_dk = ref_vjp(c64)
+    out, vjp = jax.vjp(lambda x, k: formulation(x, k), x, kernel)
+    dx, dk = vjp(cotangent)
+    taps = 3 * 3 * 5 * cin
+    tol = output_tolerance(ref, terms=taps)  # each output sums taps * cin products of N(0, 1) numbers
+    assert_close(out, ref, tol, "forward")
+    assert_caught(formulation(x, kernel[::-1]), ref, tol, "kernel flipped in time")
+    assert_caught(formulation(x, kernel[:, ::-1]), ref, tol, "kernel flipped in height")
+    # d x sums kernel taps * Cout products; d kernel sums over the 2*5*6*7 = 420 output positions.
+    assert_close(dx, ref_dx, output_tolerance(ref_dx, terms=taps * 4 // cin), "input gradient")
+    assert_close(dk, ref_dk, output_tolerance(ref_dk, terms=420), "kernel gradient")
+
+
+def test_conv3d_same_chooses_by_input_channels_and_adds_the_bias_in_float32():
+    rng = np.random.default_rng(1)
+    bias = rng.normal(size=(4,)).astype(np.float32)
+    for cin in (1, 5):
+        x = rng.normal(size=(1, 3, 4, 4, cin)).astype(np.float32)
+        kernel = rng.normal(size=(3, 3, 3, cin, 4)).astype(np.float32)
+        ref = np.asarray(_lax_conv3d(x, kernel)) + bias
+        out = conv3d_same(x.astype(jax.numpy.bfloat16), kernel.astype(jax.numpy.bfloat16), bias)
+        assert out.dtype == jax.numpy.bfloat16
+        # bfloat16 inputs (relative rounding 2^-8 each), float32 sums, one rounding of the result.
+        scale = float(np.abs(x).max() * np.abs(kernel).max() * 27 * cin + np.abs(bias).max())
+        assert_close(np.asarray(out, np.float32), ref, 3 * 2.0**-8 * scale, f"cin={cin}")
 
 
 @pytest.mark.parametrize("window", [(1, 2, 2), (2, 2, 2), (2, 3, 2)])

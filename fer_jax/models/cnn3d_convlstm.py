@@ -15,10 +15,7 @@ from flax import nnx
 
 from fer_jax.errors import ConfigError
 from fer_jax.models.convlstm import ConvLSTM2D
-from fer_jax.models.layers import conv3d_same_by_taps, max_pool_valid
-
-# Up to this many input channels a 3D convolution runs as a sum over its taps (see layers.py).
-SMALL_INPUT_CHANNELS = 4
+from fer_jax.models.layers import conv3d_same, max_pool_valid
 from fer_jax.models.registry import register
 
 
@@ -121,21 +118,9 @@ class Cnn3dConvLstm(nnx.Module):
         return self.convlstm(x)  # (B, T', H', W', C') -> (B, H', W', F): the last hidden state
 
     def _conv(self, conv: nnx.Conv, x: jax.Array) -> jax.Array:
-        """conv(x) + bias in the compute dtype, with the bias added in float32.
-
-        The bias's gradient is the sum of the output's cotangent over every position (over a
-        million for the first layer); in bfloat16, XLA rounds that sum's accumulator to bfloat16
-        at every add, which left the bias gradients 4-34% off their float32 values. Adding the bias
-        in float32 makes that reduction float32; the convolution, forward and backward, still
-        takes bfloat16 operands (its accumulation is float32 anyway).
-        """
-        kernel = conv.kernel[...].astype(self.dtype)
-        if conv.in_features <= SMALL_INPUT_CHANNELS:
-            return conv3d_same_by_taps(x, kernel, conv.bias[...], out_dtype=self.dtype)
-        y = jax.lax.conv_general_dilated(
-            x, kernel, (1, 1, 1), "SAME", dimension_numbers=("NDHWC", "DHWIO", "NDHWC")
-        )
-        return (y.astype(jnp.float32) + conv.bias[...]).astype(self.dtype)
+        """conv(x) + bias in the compute dtype; products and the bias added in float32 (see
+        `layers.conv3d_same`, which also says why this is not `nnx.Conv.__call__`)."""
+        return conv3d_same(x, conv.kernel[...].astype(self.dtype), conv.bias[...], out_dtype=self.dtype)
 
     def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
         """inputs["frames"]: (B, T, H, W, C) float in [0, 1] -> logits (B, num_classes) float32."""

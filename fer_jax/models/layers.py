@@ -1,8 +1,14 @@
 """Small layers written for speed where XLA's generic lowering is slow, each equal to the plain one.
 
-Measured on a 2-core CPU (batch 32, 8x64x64 clips, forward + backward): a 3x3x3 convolution from
-one input channel took 8.7 s through `lax.conv_general_dilated` and 1.6 s as a sum over its 27
-taps; 2x2 max pooling took 1.0 s through `reduce_window` and 0.37 s as a reshape and a max.
+Why (measured on this project's 2-core CPU, XLA:CPU of jax 0.10, fer-jax's 3D-CNN + ConvLSTM at
+batch 32): XLA:CPU runs `lax.conv_general_dilated` on one thread through Eigen, and a 3D one far
+slower still (a 3x3x3 convolution, 32 -> 32 channels on 32x8x32x32, forward + backward: 1.2 s),
+while its matrix products run on every core near the machine's peak (XNNPACK: about 200 GFLOP/s
+on 2 cores). So the convolutions here are written as matrix products over gathered taps, and the
+one-channel first layer as a sum of shifted inputs; PyTorch's oneDNN convolution is the bar (see
+BENCHMARKS.md for the figures and `fer-jax bench --against torch`).
+
+Every function keeps the Keras/Flax kernel layout (kt, kh, kw, Cin, Cout), so weights load as before.
 """
 
 from __future__ import annotations
@@ -12,34 +18,111 @@ import itertools
 import jax
 import jax.numpy as jnp
 
+# Up to this many input channels a 3D convolution is a sum over its taps (the matrix product of
+# the gathered taps has too short an inner dimension to pay for gathering them).
+TAPS_MAX_IN_CHANNELS = 4
+
+
+def conv3d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, out_dtype=None) -> jax.Array:
+    """A stride-1 'SAME' 3D convolution, the fastest formulation for its input channels.
+
+    x: (B, T, H, W, Cin); kernel: (kt, kh, kw, Cin, Cout) with odd sizes; bias: (Cout,) or None
+    -> (B, T, H, W, Cout) in `out_dtype` (default: x's dtype). Products are accumulated in float32
+    and the bias is added in float32 before the one rounding to `out_dtype`: in bfloat16 a bias
+    added in bfloat16 would have its gradient (a sum over every output position) accumulated in
+    bfloat16, which left the demo model's bias gradients 4-34% off their float32 values.
+    """
+    if kernel.shape[3] <= TAPS_MAX_IN_CHANNELS:
+        return conv3d_same_by_taps(x, kernel, bias, out_dtype=out_dtype)
+    return conv3d_same_by_matmul(x, kernel, bias, out_dtype=out_dtype)
+
 
 def conv3d_same_by_taps(
     x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, out_dtype=None
 ) -> jax.Array:
-    """A stride-1 'SAME' 3D convolution as a sum of shifted inputs times each kernel tap.
+    """`conv3d_same` as a sum of shifted inputs times each kernel tap, for a handful of input channels.
 
-    x: (B, T, H, W, Cin); kernel: (kt, kh, kw, Cin, Cout) with odd sizes; bias: (Cout,) or None
-    -> (B, T, H, W, Cout) in `out_dtype` (default: x's dtype).
-    Worth it when Cin is tiny (a grayscale input): then the generic convolution uses the machine
-    badly, while this is a handful of fused multiply-adds per output.
+    Forward, the 27 multiply-adds per output fuse into one pass over the output (a grayscale first
+    layer: 23 ms for batch 32 of 8x64x64 -> 32 channels). The kernel's gradient is not left to
+    autodiff, whose 27 separate reductions over every output position took 10x longer: it is one
+    matrix product of the 27 shifted inputs, stacked, with the output's cotangent.
 
-    The arithmetic runs in float32 whatever the dtypes of x and kernel, and the result is cast to
-    `out_dtype` once, after the bias. In bfloat16 each of the 27 partial sums would be rounded to 8
-    bits, and so would the backward pass's sum over every output position for the bias's gradient
-    (XLA rounds a bfloat16 reduction's accumulator at every add): in the demo model this layer's
-    bias gradient came out 14-34% off its float32 value, its kernel's 7-17%. Products of bfloat16
-    numbers are exact in float32, so this is the convolution of the bfloat16 operands accumulated
-    in float32, as a library convolution does it; with one input channel the float32 work is cheap.
+    The arithmetic runs in float32 whatever the dtypes of x and kernel (products of bfloat16 numbers
+    are exact in float32; a library convolution accumulates the same way) and the result is cast to
+    `out_dtype` once, after the bias.
     """
     out_dtype = x.dtype if out_dtype is None else out_dtype
-    kt, kh, kw, _, _ = kernel.shape
+    out = _tap_sum(x.astype(jnp.float32), kernel.astype(jnp.float32)).astype(jnp.float32)
+    if bias is not None:
+        out = out + bias.astype(jnp.float32)
+    return out.astype(out_dtype)
+
+
+def _shifted(x: jax.Array, window: tuple[int, int, int]):
+    """The input (B, T, H, W, C) zero-padded for a 'SAME' window and cut at each tap offset: yields
+    (tap, view) for the kt*kh*kw views of shape (B, T, H, W, C), taps in kernel order."""
+    kt, kh, kw = window
     _, t, h, w, _ = x.shape
-    x, kernel = x.astype(jnp.float32), kernel.astype(jnp.float32)
     padded = jnp.pad(x, ((0, 0), (kt // 2, kt // 2), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
-    out = None
     for a, b, c in itertools.product(range(kt), range(kh), range(kw)):
-        term = padded[:, a : a + t, b : b + h, c : c + w, :] @ kernel[a, b, c]
+        yield (a, b, c), padded[:, a : a + t, b : b + h, c : c + w, :]
+
+
+@jax.custom_vjp
+def _tap_sum(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    out = None
+    for tap, view in _shifted(x, kernel.shape[:3]):
+        term = view @ kernel[tap]
         out = term if out is None else out + term
+    return out
+
+
+def _tap_sum_fwd(x, kernel):
+    return _tap_sum(x, kernel), (x, kernel)
+
+
+def _tap_sum_bwd(residuals, cotangent):
+    x, kernel = residuals
+    kt, kh, kw, cin, cout = kernel.shape
+    # d kernel[tap] = sum over positions of shifted_x[tap] (x) cotangent: one product over every position.
+    stacked = jnp.stack([view.reshape(-1, cin) for _, view in _shifted(x, (kt, kh, kw))])
+    d_kernel = jnp.einsum("kpc,po->kco", stacked, cotangent.reshape(-1, cout)).reshape(kernel.shape)
+    # The adjoint of a stride-1 'SAME' convolution with an odd kernel is the same convolution of the
+    # cotangent with the kernel flipped in space and time and its channels swapped.
+    d_x = _tap_sum(cotangent, kernel[::-1, ::-1, ::-1].swapaxes(3, 4))
+    return d_x, d_kernel
+
+
+_tap_sum.defvjp(_tap_sum_fwd, _tap_sum_bwd)
+
+
+def conv3d_same_by_matmul(
+    x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, out_dtype=None
+) -> jax.Array:
+    """`conv3d_same` as one matrix product: the kh*kw spatial taps gathered into the inner dimension
+    (im2col over space), the kt temporal taps as kt blocks of output channels, each block then
+    added at its own time offset.
+
+    Gathering only the spatial taps keeps the gathered copy at kh*kw times the input (the full
+    3D im2col would be kt times larger again), and the product (B*T*H*W, kh*kw*Cin) @
+    (kh*kw*Cin, kt*Cout) has the same FLOPs as the convolution. Autodiff of this is again two
+    products of the same size and a scatter of the gathered taps, all multi-threaded.
+    Operands stay in x's dtype; the product accumulates in float32.
+    """
+    out_dtype = x.dtype if out_dtype is None else out_dtype
+    kt, kh, kw, cin, cout = kernel.shape
+    b, t, h, w, _ = x.shape
+    padded = jnp.pad(x, ((0, 0), (0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+    columns = jnp.concatenate(
+        [padded[:, :, i : i + h, j : j + w, :] for i, j in itertools.product(range(kh), range(kw))], axis=-1
+    )
+    # (kt, kh, kw, Cin, Cout) -> (kh * kw * Cin, kt * Cout): rows in the order the columns were gathered.
+    weights = kernel.astype(x.dtype).transpose(1, 2, 3, 0, 4).reshape(kh * kw * cin, kt * cout)
+    blocks = jnp.dot(columns.reshape(-1, kh * kw * cin), weights, preferred_element_type=jnp.float32)
+    blocks = blocks.reshape(b, t, h, w, kt, cout)
+    # Output frame s takes temporal tap a from input frame s + a - kt // 2 ('SAME' zero padding).
+    padded_blocks = jnp.pad(blocks, ((0, 0), (kt // 2, kt // 2), (0, 0), (0, 0), (0, 0), (0, 0)))
+    out = sum(padded_blocks[:, a : a + t, :, :, a, :] for a in range(kt))
     if bias is not None:
         out = out + bias.astype(jnp.float32)
     return out.astype(out_dtype)
@@ -47,7 +130,8 @@ def conv3d_same_by_taps(
 
 def max_pool_valid(x: jax.Array, window) -> jax.Array:
     """Non-overlapping max pooling (stride = window, 'VALID', like Keras' MaxPooling3D) over the
-    spatial/temporal axes of x (B, *dims, C): a trailing remainder is dropped, as 'VALID' does."""
+    spatial/temporal axes of x (B, *dims, C): a trailing remainder is dropped, as 'VALID' does.
+    A reshape and a max: 2.7x faster than `reduce_window` on this CPU (forward + backward)."""
     dims = x.shape[1:-1]
     kept = tuple(d // k * k for d, k in zip(dims, window))
     x = x[(slice(None), *(slice(0, k) for k in kept), slice(None))]
