@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fer_jax.models.layers import conv3d_same, conv3d_same_by_matmul, conv3d_same_by_taps, max_pool_valid
+from fer_jax.models.layers import (
+    conv2d_by_matmul,
+    conv3d_same,
+    conv3d_same_by_matmul,
+    conv3d_same_by_taps,
+    max_pool_valid,
+)
 from helpers.tolerance import assert_caught, assert_close, output_tolerance
 
 
@@ -81,6 +87,21 @@ def test_fast_conv3d_and_both_its_gradients_equal_float64_convolution(formulatio
     # d x sums kernel taps * Cout products; d kernel sums over the 2*5*6*7 = 420 output positions.
     assert_close(dx, ref_dx, output_tolerance(ref_dx, terms=taps * 4 // cin), "input gradient")
     assert_close(dk, ref_dk, output_tolerance(ref_dk, terms=420), "kernel gradient")
+
+
+@pytest.mark.parametrize("padding, kernel_hw", [("SAME", (3, 3)), ("SAME", (2, 4)), ("VALID", (3, 2))])
+def test_conv2d_by_matmul_equals_float64_lax_convolution(padding, kernel_hw):
+    """Including an even kernel under 'SAME', whose extra padding row and column lax puts at the end."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 7, 6, 5)).astype(np.float32)
+    kernel = rng.normal(size=(*kernel_hw, 5, 4)).astype(np.float32)
+    with jax.enable_x64(True):
+        ref = np.asarray(jax.lax.conv_general_dilated(
+            np.asarray(x, np.float64), np.asarray(kernel, np.float64), (1, 1), padding,
+            dimension_numbers=("NHWC", "HWIO", "NHWC")))
+    tol = output_tolerance(ref, terms=kernel_hw[0] * kernel_hw[1] * 5)
+    assert_close(conv2d_by_matmul(x, kernel, padding), ref, tol)
+    assert_caught(conv2d_by_matmul(x, kernel[::-1], padding), ref, tol, "kernel upside down")
 
 
 def test_conv3d_same_chooses_by_input_channels_and_adds_the_bias_in_float32():

@@ -81,12 +81,18 @@ def test_bf16_keeps_float32_parameters_and_optimizer_state(stepped):
 
 
 def _conv_dtypes(jaxpr) -> set[str]:
-    """Operand dtypes of every convolution in a jaxpr, nested calls and scans included."""
+    """Operand dtypes of every convolution in a jaxpr, nested calls and scans included: lax
+    convolutions, and the matrix products the fast layers compute them with (which run in the
+    `MATMUL_CONV_SCOPE` name scope, forward and backward). The tap sums of layers with at most
+    TAPS_MAX_IN_CHANNELS input channels compute in float32 by design and are not counted."""
     from jax.extend import core
+
+    from fer_jax.models.layers import MATMUL_CONV_SCOPE
 
     found = set()
     for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "conv_general_dilated":
+        is_matmul_conv = eqn.primitive.name == "dot_general" and MATMUL_CONV_SCOPE in str(eqn.source_info.name_stack)
+        if eqn.primitive.name == "conv_general_dilated" or is_matmul_conv:
             found.update(str(v.aval.dtype) for v in eqn.invars)
         for value in eqn.params.values():
             for sub in value if isinstance(value, (tuple, list)) else (value,):

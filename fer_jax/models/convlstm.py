@@ -13,9 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fer_jax.errors import ConfigError
-
-# Channels-last 2D convolution: (N, H, W, C) images, (kh, kw, Cin, Cout) kernels (Keras's layout).
-_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+from fer_jax.models.layers import conv2d_by_matmul
 
 
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
@@ -26,10 +24,9 @@ def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
 
 
 def _conv(x: jax.Array, kernel: jax.Array, padding: str) -> jax.Array:
-    # lax's "SAME" pads the extra pixel of an even kernel at the end, as Keras's jax and TF backends do.
-    return jax.lax.conv_general_dilated(
-        x, kernel, window_strides=(1, 1), padding=padding, dimension_numbers=_DIMENSION_NUMBERS
-    )
+    # Channels-last (N, H, W, C) images, (kh, kw, Cin, Cout) kernels (Keras's layout). "SAME" pads the
+    # extra pixel of an even kernel at the end, as lax and Keras's jax and TF backends do.
+    return conv2d_by_matmul(x, kernel, padding)
 
 
 def _keras_bias_init(filters: int, unit_forget_bias: bool) -> Callable[..., jax.Array]:

@@ -22,6 +22,10 @@ import jax.numpy as jnp
 # the gathered taps has too short an inner dimension to pay for gathering them).
 TAPS_MAX_IN_CHANNELS = 4
 
+# The name scope of every convolution's matrix product, so a program's convolutions can be found in
+# its jaxpr or profile (tests check their operand dtypes under bf16).
+MATMUL_CONV_SCOPE = "conv_by_matmul"
+
 
 def conv3d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, out_dtype=None) -> jax.Array:
     """A stride-1 'SAME' 3D convolution, the fastest formulation for its input channels.
@@ -107,7 +111,8 @@ def conv3d_same_by_matmul(
     3D im2col would be kt times larger again), and the product (B*T*H*W, kh*kw*Cin) @
     (kh*kw*Cin, kt*Cout) has the same FLOPs as the convolution. Autodiff of this is again two
     products of the same size and a scatter of the gathered taps, all multi-threaded.
-    Operands stay in x's dtype; the product accumulates in float32.
+    Operands stay in x's dtype; the products accumulate in float32, and the temporal blocks and the
+    bias are added in float32.
     """
     out_dtype = x.dtype if out_dtype is None else out_dtype
     kt, kh, kw, cin, cout = kernel.shape
@@ -118,14 +123,40 @@ def conv3d_same_by_matmul(
     )
     # (kt, kh, kw, Cin, Cout) -> (kh * kw * Cin, kt * Cout): rows in the order the columns were gathered.
     weights = kernel.astype(x.dtype).transpose(1, 2, 3, 0, 4).reshape(kh * kw * cin, kt * cout)
-    blocks = jnp.dot(columns.reshape(-1, kh * kw * cin), weights, preferred_element_type=jnp.float32)
-    blocks = blocks.reshape(b, t, h, w, kt, cout)
+    # The product comes out in x's dtype (accumulated in float32, as XLA does for bfloat16), so that
+    # its cotangent, and with it the backward products, stay in x's dtype too.
+    with jax.named_scope(MATMUL_CONV_SCOPE):
+        blocks = jnp.dot(columns.reshape(-1, kh * kw * cin), weights)
+    blocks = blocks.reshape(b, t, h, w, kt, cout).astype(jnp.float32)
     # Output frame s takes temporal tap a from input frame s + a - kt // 2 ('SAME' zero padding).
     padded_blocks = jnp.pad(blocks, ((0, 0), (kt // 2, kt // 2), (0, 0), (0, 0), (0, 0), (0, 0)))
     out = sum(padded_blocks[:, a : a + t, :, :, a, :] for a in range(kt))
     if bias is not None:
         out = out + bias.astype(jnp.float32)
     return out.astype(out_dtype)
+
+
+def conv2d_by_matmul(x: jax.Array, kernel: jax.Array, padding: str) -> jax.Array:
+    """`lax.conv_general_dilated(x, kernel, (1, 1), padding)` for NHWC x and HWIO kernel, as one
+    matrix product of the gathered taps (im2col) with the kernel (the ConvLSTM's convolutions; see
+    the module docstring for why). padding 'SAME' pads as lax does (an even kernel's extra row and
+    column at the end) or 'VALID'. Operands stay in x's dtype, products accumulate in float32 and
+    the result comes back in x's dtype, as the lax convolution's does."""
+    kh, kw, cin, cout = kernel.shape
+    n, h, w, _ = x.shape
+    if padding == "SAME":
+        x = jnp.pad(x, ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)))
+        h_out, w_out = h, w
+    elif padding == "VALID":
+        h_out, w_out = h - kh + 1, w - kw + 1
+    else:
+        raise ValueError(f"conv2d_by_matmul: padding must be 'SAME' or 'VALID', got {padding!r}")
+    columns = jnp.concatenate(
+        [x[:, i : i + h_out, j : j + w_out, :] for i, j in itertools.product(range(kh), range(kw))], axis=-1
+    )
+    with jax.named_scope(MATMUL_CONV_SCOPE):
+        out = jnp.dot(columns.reshape(-1, kh * kw * cin), kernel.astype(x.dtype).reshape(kh * kw * cin, cout))
+    return out.reshape(n, h_out, w_out, cout)
 
 
 def max_pool_valid(x: jax.Array, window) -> jax.Array:
