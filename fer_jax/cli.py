@@ -195,6 +195,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def console_main() -> int:
+    """The `fer-jax` command: `main` in a process that uses transparent huge pages (fer_jax/hugepages.py)."""
+    from fer_jax.hugepages import reexec_with_huge_pages
+
+    reexec_with_huge_pages("fer_jax.cli")
+    return main()
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
