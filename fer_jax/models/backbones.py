@@ -36,7 +36,7 @@ VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 51
 _KAIMING_FAN_OUT = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-def _scaled(channels: int, width: float) -> int:
+def scaled_width(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
@@ -111,7 +111,7 @@ class VGG(nnx.Module):
             )
         self.in_channels = in_channels
         self.pool_windows = tuple(tuple(int(p) for p in w) for w in pool_windows)
-        self.block_channels = tuple(tuple(_scaled(c, width) for c in block) for block in blocks)
+        self.block_channels = tuple(tuple(scaled_width(c, width) for c in block) for block in blocks)
         self.blocks = nnx.List()
         c_in = in_channels
         for block in self.block_channels:
@@ -234,12 +234,12 @@ class ResNet(nnx.Module):
             raise ConfigError(f"ResNet: layers must be 4 positive block counts, got {layers!r}.")
         block_cls = _RESNET_BLOCKS[block]
         self.in_channels = in_channels
-        stem = _scaled(64, width)
+        stem = scaled_width(64, width)
         self.conv1 = _conv(in_channels, stem, 7, 2, padding=3, dtype=dtype, rngs=rngs)
         self.bn1 = _batch_norm(stem, dtype=dtype, rngs=rngs)
         c_in = stem
         for stage, (planes, count) in enumerate(zip((64, 128, 256, 512), layers)):
-            planes = _scaled(planes, width)
+            planes = scaled_width(planes, width)
             blocks = nnx.List()
             for i in range(count):
                 stride = 2 if stage > 0 and i == 0 else 1
@@ -269,7 +269,7 @@ BACKBONES = {
 }
 
 
-_OPTIONS = {
+BACKBONE_OPTIONS = {
     "vgg": {"blocks", "batch_norm", "pool_windows", "width", "dtype"},
     "resnet18": {"width", "dtype"},
     "resnet50": {"width", "dtype"},
@@ -280,11 +280,11 @@ def build_backbone(name: str, in_channels: int = 3, *, rngs: nnx.Rngs, **kwargs:
     """`name` in BACKBONES; kwargs: width, dtype, and for "vgg" blocks / batch_norm / pool_windows."""
     if name not in BACKBONES:
         raise ConfigError(f"Unknown backbone {name!r}. Known backbones: {', '.join(sorted(BACKBONES))}.")
-    unknown = sorted(set(kwargs) - _OPTIONS[name])
+    unknown = sorted(set(kwargs) - BACKBONE_OPTIONS[name])
     if unknown:
         raise ConfigError(
             f"Backbone {name!r} does not take {', '.join(unknown)}. "
-            f"Its options are: {', '.join(sorted(_OPTIONS[name]))}."
+            f"Its options are: {', '.join(sorted(BACKBONE_OPTIONS[name]))}."
         )
     return BACKBONES[name](in_channels, rngs=rngs, **kwargs)
 

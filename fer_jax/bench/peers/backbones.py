@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer_jax.errors import ConfigError
-from fer_jax.models.backbones import _OPTIONS, VGG16_BLOCKS, _scaled
+from fer_jax.models.backbones import BACKBONE_OPTIONS, VGG16_BLOCKS, scaled_width
 
 
 def _conv(c_in, c_out, k, stride=1, bias=False):
@@ -62,11 +62,11 @@ class ResNet(nn.Module):
     def __init__(self, in_channels=3, *, block="basic", layers=(2, 2, 2, 2), width=1.0):
         super().__init__()
         block_cls = {"basic": BasicBlock, "bottleneck": Bottleneck}[block]
-        stem = _scaled(64, width)
+        stem = scaled_width(64, width)
         self.conv1, self.bn1 = _conv(in_channels, stem, 7, 2), nn.BatchNorm2d(stem)
         c = stem
         for stage, (planes, count) in enumerate(zip((64, 128, 256, 512), layers)):
-            planes = _scaled(planes, width)
+            planes = scaled_width(planes, width)
             blocks = []
             for i in range(count):
                 blocks.append(block_cls(c, planes, 2 if stage > 0 and i == 0 else 1))
@@ -105,8 +105,8 @@ class VGG(nn.Module):
         for block in blocks:
             layers = nn.ModuleList()
             for c_out in block:
-                layers.append(ConvBlockLayer(c, _scaled(c_out, width), batch_norm))
-                c = _scaled(c_out, width)
+                layers.append(ConvBlockLayer(c, scaled_width(c_out, width), batch_norm))
+                c = scaled_width(c_out, width)
             self.blocks.append(layers)
         self.out_features = c
 
@@ -123,9 +123,9 @@ class VGG(nn.Module):
 
 def build_backbone(name: str, in_channels: int, **options) -> nn.Module:
     """The peer of fer_jax.models.backbones.build_backbone(name, in_channels, **options)."""
-    if name not in _OPTIONS:
-        raise ConfigError(f"torch peer: unknown backbone {name!r}; known: {', '.join(sorted(_OPTIONS))}")
-    unknown = sorted(set(options) - _OPTIONS[name] - {"dtype"})
+    if name not in BACKBONE_OPTIONS:
+        raise ConfigError(f"torch peer: unknown backbone {name!r}; known: {', '.join(sorted(BACKBONE_OPTIONS))}")
+    unknown = sorted(set(options) - BACKBONE_OPTIONS[name] - {"dtype"})
     if unknown:
         raise ConfigError(f"torch peer: backbone {name!r} does not take {', '.join(unknown)}")
     options.pop("dtype", None)  # the precision decides the compute dtype (autocast)
