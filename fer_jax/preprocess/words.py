@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from fer_jax.errors import ConfigError
+from fer_jax.models.minilm import EMBEDDING_DIM
 from fer_jax.preprocess.transcribe import Word
 
-EMBEDDING_DIM = 384  # all-MiniLM-L6-v2 (fer_jax.models.minilm.EMBEDDING_DIM, checked there by its test)
 WORD_FEATURES = 1 + EMBEDDING_DIM
 STEP_SECONDS = 0.5  # SEND's rating period
 UTTERANCE_PAUSE = 1.0  # seconds of silence that end an utterance without punctuation
