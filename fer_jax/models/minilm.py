@@ -26,6 +26,7 @@ from fer_jax.errors import ConfigError
 EMBEDDING_DIM = 384
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model (sentence_bert_config.json)
 _LENGTH_BUCKET = 16  # token counts are padded up to a multiple of this: few distinct jit shapes
+_BATCH = 64  # texts per model call; a short last batch is padded to it, so its shape is compiled once
 _WORDS_EXTRA = "pip install -e '.[words]'"
 
 
@@ -181,10 +182,13 @@ class SentenceEncoder:
         return ids, mask
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, EMBEDDING_DIM), np.float32)
-        ids, mask = self.tokens(texts)
-        return np.asarray(self._forward(self._state, ids, mask))
+        """(N, EMBEDDING_DIM) float32, _BATCH texts per call (padded with empty ones)."""
+        out = [np.zeros((0, EMBEDDING_DIM), np.float32)]
+        for start in range(0, len(texts), _BATCH):
+            chunk = list(texts[start : start + _BATCH])
+            ids, mask = self.tokens(chunk + [""] * (_BATCH - len(chunk)))
+            out.append(np.asarray(self._forward(self._state, ids, mask))[: len(chunk)])
+        return np.concatenate(out)
 
 
 @functools.lru_cache(maxsize=1)

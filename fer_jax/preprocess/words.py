@@ -26,7 +26,6 @@ WORD_FEATURES = 1 + EMBEDDING_DIM
 STEP_SECONDS = 0.5  # SEND's rating period
 UTTERANCE_PAUSE = 1.0  # seconds of silence that end an utterance without punctuation
 _SENTENCE_END = (".", "!", "?")
-_ENCODE_BATCH = 64
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,8 +55,7 @@ def utterances(words: Sequence[Word]) -> list[int]:
 def _default_encoder(texts: list[str]) -> np.ndarray:
     from fer_jax.models.minilm import sentence_encoder
 
-    encoder = sentence_encoder()
-    return np.concatenate([encoder(texts[i : i + _ENCODE_BATCH]) for i in range(0, len(texts), _ENCODE_BATCH)])
+    return sentence_encoder()(texts)
 
 
 def step_word_features(words: Sequence[Word], step_times: np.ndarray, step: float = STEP_SECONDS,
