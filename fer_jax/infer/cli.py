@@ -13,6 +13,8 @@ def cmd_predict(args) -> int:
     model = load_model(args.checkpoint, args.step, batch_size=args.batch_size)
     timeline, stats = predict.predict_video(args.video, model, stride=args.stride, all_faces=args.all_faces,
                                             window=args.window_frames)
+    if args.words:
+        predict.add_words(timeline, args.video, args.asr_model)
     out = args.out or f"{args.video}.timeline.json"
     predict.write_json(timeline, out)
     written = [out]
@@ -35,6 +37,10 @@ def cmd_predict(args) -> int:
     if timeline["task"] == "classification":
         counts = Counter(w["top_class"] for w in windows).most_common()
         print("top class per window: " + ", ".join(f"{c} {n}" for c, n in counts))
+    if args.words:
+        words = timeline["words"]
+        print(f"{len(words['words'])} words from {words['source']}: "
+              + " ".join(w["word"] for w in words["words"][:12]) + (" ..." if len(words["words"]) > 12 else ""))
     print("wrote " + ", ".join(written))
     return 0
 
@@ -76,6 +82,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--all-faces", action="store_true", help="one track per face (default: the largest face)")
     pr.add_argument("--step", type=int, default=None, help="checkpoint step (default the best, else the latest)")
     pr.add_argument("--batch-size", type=int, default=8, help="windows per model call")
+    pr.add_argument("--words", action="store_true",
+                    help="also what is said: timed words in the JSON and under the plot (subtitles beside the "
+                         "video, else Whisper tiny.en; the words extra)")
+    pr.add_argument("--asr-model", default=None, metavar="DIR", help="with --words: a CTranslate2 Whisper folder")
     pr.set_defaults(func=cmd_predict)
 
     ex = sub.add_parser("export", help="a run's model as a batch-polymorphic jax.export artifact + its preprocessing")

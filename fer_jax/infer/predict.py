@@ -8,6 +8,8 @@ The timeline is a plain dict (what `--out` writes as JSON and the REST service r
     windows  [{"track", "start", "end", "start_frame", "end_frame", "box": [l, t, r, b],
                "probabilities": {class: p}, "top_class", "top_probability"}]     classifiers
              [..., "valence": mean, "valence_steps": [per output step]]           regressors
+    words    (with `--words`) {"source", "language", "words": [{"word", "start", "end"}]}: what is
+             said, from subtitles beside the video or Whisper (fer_jax.preprocess.transcribe)
 """
 
 from __future__ import annotations
@@ -87,6 +89,14 @@ def predict_video(path, model: InferenceModel, *, stride: int | None = None, all
         "windows": records,
     }
     return timeline, stats
+
+
+def add_words(timeline: dict, video, asr_model=None) -> dict:
+    """The timeline with the video's timed words under "words" (subtitles beside it, else Whisper)."""
+    from fer_jax.preprocess.transcribe import transcribe_video
+
+    timeline["words"] = transcribe_video(video, asr_model).to_json()
+    return timeline
 
 
 def _record(win, output: np.ndarray, model: InferenceModel) -> dict:

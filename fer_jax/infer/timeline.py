@@ -16,6 +16,8 @@ from matplotlib.figure import Figure
 from fer_jax.preprocess import video
 
 MAX_TRACK_PANELS = 4
+WORDS_PANEL_HEIGHT = 1.2  # inches, under the track panels when the timeline has words
+WORD_ROWS = 3
 
 
 def _by_track(timeline: dict) -> dict[int, list[dict]]:
@@ -41,9 +43,12 @@ def plot_timeline(timeline: dict, path=None) -> bytes:
     Written to `path` when given; the PNG bytes are returned either way."""
     tracks = sorted(_by_track(timeline).items(), key=lambda kv: -len(kv[1]))[:MAX_TRACK_PANELS]
     classes = timeline["task"] == "classification"
+    words = (timeline.get("words") or {}).get("words") or []
     # A Figure of its own, not pyplot's global state: the server draws from several threads at once.
-    fig = Figure(figsize=(9, 2.6 * len(tracks) + 0.6), dpi=100)
-    axes = fig.subplots(len(tracks), 1, squeeze=False, sharex=True)
+    fig = Figure(figsize=(9, 2.6 * len(tracks) + 0.6 + (WORDS_PANEL_HEIGHT if words else 0)), dpi=100)
+    ratios = [2.6] * len(tracks) + ([WORDS_PANEL_HEIGHT] if words else [])
+    all_axes = fig.subplots(len(ratios), 1, squeeze=False, sharex=True, height_ratios=ratios)
+    axes = all_axes[: len(tracks)]
     colours = matplotlib.colormaps["tab10"]
     for ax, (track, windows) in zip(axes[:, 0], tracks):
         centres = _broken([(w["start"] + w["end"]) / 2 for w in windows], windows, timeline["stride_frames"])
@@ -63,7 +68,9 @@ def plot_timeline(timeline: dict, path=None) -> bytes:
         ax.set_title(f"face track {track}", fontsize=9, loc="left")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    axes[-1, 0].set_xlabel("time (s)")
+    if words:
+        _draw_words(all_axes[-1, 0], words)
+    all_axes[-1, 0].set_xlabel("time (s)")
     fig.suptitle(f"{pathlib.Path(timeline['video']).name}: {timeline['model']}", fontsize=10)
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -72,6 +79,19 @@ def plot_timeline(timeline: dict, path=None) -> bytes:
     if path is not None:
         pathlib.Path(path).write_bytes(data)
     return data
+
+
+def _draw_words(ax, words: list[dict]) -> None:
+    """Each word at its start time, on WORD_ROWS staggered rows so neighbours do not overlap, with a
+    tick spanning the time it is spoken."""
+    for i, w in enumerate(words):
+        y = WORD_ROWS - 1 - i % WORD_ROWS
+        ax.plot([w["start"], w["end"]], [y - 0.3, y - 0.3], color="0.4", lw=1.5)
+        ax.text(w["start"], y - 0.2, w["word"], fontsize=7, va="bottom", ha="left", clip_on=True)
+    ax.set_ylim(-0.6, WORD_ROWS)
+    ax.set_yticks([])
+    ax.set_ylabel("words")
+    ax.grid(alpha=0.3, axis="x")
 
 
 def _label(window: dict) -> str:

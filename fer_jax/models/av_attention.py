@@ -29,6 +29,7 @@ from fer_jax.errors import ConfigError
 from fer_jax.models.backbones import apply_per_frame, build_backbone
 from fer_jax.models.fusion import build_fusion
 from fer_jax.models.registry import register
+from fer_jax.models.words_branch import WordsBranch
 
 AGGREGATIONS = ("self", "relation", "transformer")
 
@@ -144,7 +145,9 @@ class AvAttentionFbp(nnx.Module):
     size and spectrogram length are free. `fusion` names any layer of `fer_jax.models.fusion`
     (default "fbp": z = SumPool_k(U^T a o V^T v), signed square root, l2 normalisation, dropout,
     dense to classes); it receives [audio (B, D_a), video (B, D_v)] in that order, and
-    `fusion_kwargs` go to it unchanged.
+    `fusion_kwargs` go to it unchanged. With `words=True` it also reads `inputs["word_features"]`
+    (B, T_w, 385), the clip's per-step word features, as a third branch (`WordsBranch`, `words_width`
+    wide) after the other two; fbp fuses exactly two branches, so pick "concat", "attention" or "score".
     """
 
     input_keys = ("frames", "log_mel_deltas")
@@ -163,6 +166,8 @@ class AvAttentionFbp(nnx.Module):
         dropout: float = 0.5,
         fusion: str = "fbp",
         fusion_kwargs: Mapping[str, Any] | None = None,
+        words: bool = False,
+        words_width: int = 64,
         dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
@@ -179,9 +184,13 @@ class AvAttentionFbp(nnx.Module):
         self.aggregate = build_aggregation(
             aggregation, self.frame_cnn.out_features, rank=attention_rank, dropout=dropout, dtype=dtype, rngs=rngs
         )
+        widths = [self.audio_cnn.out_features, self.aggregate.out_dim]
+        self.words = WordsBranch(words_width, dtype=dtype, rngs=rngs) if words else None
+        if words:
+            widths.append(self.words.out_dim)
+            self.input_keys = (*type(self).input_keys, "word_features")
         self.fusion = build_fusion(
-            fusion, [self.audio_cnn.out_features, self.aggregate.out_dim], num_classes, rngs=rngs,
-            **{"dtype": dtype, **dict(fusion_kwargs or {})},
+            fusion, widths, num_classes, rngs=rngs, **{"dtype": dtype, **dict(fusion_kwargs or {})},
         )
 
     def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
@@ -203,4 +212,5 @@ class AvAttentionFbp(nnx.Module):
             )
         video = self.aggregate(apply_per_frame(self.frame_cnn, frames.astype(self.dtype)), mask)
         audio = self.audio_cnn(spectrogram.astype(self.dtype)).astype(jnp.float32)
-        return self.fusion([audio, video]).astype(jnp.float32)
+        branches = [audio, video] + ([self.words(inputs["word_features"])] if self.words is not None else [])
+        return self.fusion(branches).astype(jnp.float32)

@@ -13,6 +13,9 @@ Modalities (`modalities`, any non-empty subset, in this order):
               step (50 at 100 frames/s) summarised by their mean and standard deviation per band;
               T_a may exceed T * m by up to m frames (the centred final frame, a partial step),
               which are dropped.
+  "words"     "word_features" (B, T, 1 + 384): per step, the lexicon valence of the words spoken in
+              it and the MiniLM embedding of the utterance so far (fer_jax.preprocess.words; the
+              send/gray64_2hz_words records); zeros where nothing has been said.
   "features"  "features" (B, T, F): per-step features computed elsewhere (e.g. SEND's own).
 T, the number of steps, comes from the first modality in the list above that is used.
 
@@ -34,11 +37,12 @@ from flax import nnx
 
 from fer_jax.errors import ConfigError
 from fer_jax.models.backbones import apply_per_frame, build_backbone
+from fer_jax.models.words_branch import WORD_FEATURES
 from fer_jax.models.recurrent import LSTMCell
 from fer_jax.models.registry import register
 
-MODALITIES = ("video", "audio", "features")
-_INPUT_KEY = {"video": "frames", "audio": "log_mel", "features": "features"}
+MODALITIES = ("video", "audio", "words", "features")
+_INPUT_KEY = {"video": "frames", "audio": "log_mel", "words": "word_features", "features": "features"}
 FRAME_BLOCKS = ((32, 32), (64, 64), (128, 128))
 
 
@@ -128,6 +132,7 @@ class SendValenceLstm(nnx.Module):
             self.frame_cnn = build_backbone("vgg", in_channels, rngs=rngs, **kwargs)
             widths["video"] = self.frame_cnn.out_features
         widths["audio"] = 2 * n_mels  # per-band mean and standard deviation
+        widths["words"] = WORD_FEATURES
         widths["features"] = features_dim
         self.projections = nnx.Dict(
             {m: nnx.Linear(widths[m], projection_dim, dtype=dtype, rngs=rngs) for m in self.modalities}
@@ -166,8 +171,10 @@ class SendValenceLstm(nnx.Module):
                     f"send_valence_lstm: log_mel {x.shape} must be (B, T_a, {self.n_mels}) with "
                     f"{t} * {m} <= T_a <= {t + 1} * {m} for {t} steps of {m} frames."
                 )
-        elif x.ndim != 3 or x.shape[1:] != (t, self.features_dim):
-            raise ConfigError(f"send_valence_lstm: features {x.shape} must be (B, {t}, {self.features_dim}).")
+        else:
+            width = WORD_FEATURES if modality == "words" else self.features_dim
+            if x.ndim != 3 or x.shape[1:] != (t, width):
+                raise ConfigError(f"send_valence_lstm: {_INPUT_KEY[modality]} {x.shape} must be (B, {t}, {width}).")
 
     def _per_step(self, modality: str, x: jax.Array, t: int) -> jax.Array:
         """One modality's (B, T, width) per-step summary, before its projection."""
