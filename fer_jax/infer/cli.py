@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
+from fer_jax.infer.limits import DEFAULT_MAX_REQUESTS, DEFAULT_SHUTDOWN_SECONDS, SERVE_LIMITS, TOKEN_ENV, Limits, option
+
 
 def cmd_predict(args) -> int:
     from fer_jax.infer import predict
     from fer_jax.infer.loader import load_model
 
+    from fer_jax.infer.limits import Budget
+
     model = load_model(args.checkpoint, args.step, batch_size=args.batch_size)
     timeline, stats = predict.predict_video(args.video, model, stride=args.stride, all_faces=args.all_faces,
-                                            window=args.window_frames)
+                                            window=args.window_frames, budget=Budget(limits_of(args)))
     out = args.out or f"{args.video}.timeline.json"
     predict.write_json(timeline, out)
     written = [out]
@@ -50,7 +54,8 @@ def cmd_export(args) -> int:
 def cmd_serve(args) -> int:
     from fer_jax.infer.serve import serve
 
-    serve(args.checkpoint, args.host, args.port, args.max_upload_mb, args.batch_size)
+    serve(args.checkpoint, args.host, args.port, args.max_upload_mb, args.batch_size, limits=limits_of(args),
+          max_requests=args.max_requests, token=args.token, shutdown_seconds=args.shutdown_seconds)
     return 0
 
 
@@ -62,7 +67,26 @@ def cmd_import(args) -> int:
     return 0
 
 
+def add_limit_options(parser: argparse.ArgumentParser, defaults) -> None:
+    """--max-pixels, --max-frames, --max-video-seconds, --max-processing-seconds, --detect-pixels
+    (the fields of `fer_jax.infer.limits.Limits`; 0 means no limit)."""
+    helps = {"max_pixels": "refuse a video whose frames have more pixels (width x height)",
+             "max_frames": "refuse a video with more frames",
+             "max_video_seconds": "refuse a video longer than this",
+             "max_processing_seconds": "stop and refuse when predicting takes longer than this",
+             "detect_pixels": "downscale larger frames to this many pixels for face detection and tracking"}
+    for field, value in defaults.to_json().items():
+        kind = int if field in ("max_pixels", "max_frames", "detect_pixels") else float
+        parser.add_argument(option(field), dest=field, type=kind, default=value,
+                            help=f"{helps[field]} (default {value or 'no limit'}; 0: no limit)")
+
+
+def limits_of(args) -> Limits:
+    return Limits(**{f: (getattr(args, f) or None) for f in Limits().to_json()})
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
+
     pr = sub.add_parser("predict", help="emotions over time in a video: timeline JSON, CSV, plot, annotated video")
     pr.add_argument("video")
     pr.add_argument("--checkpoint", required=True, help="a training workdir (or its checkpoints/ folder)")
@@ -76,6 +100,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--all-faces", action="store_true", help="one track per face (default: the largest face)")
     pr.add_argument("--step", type=int, default=None, help="checkpoint step (default the best, else the latest)")
     pr.add_argument("--batch-size", type=int, default=8, help="windows per model call")
+    add_limit_options(pr, Limits())
     pr.set_defaults(func=cmd_predict)
 
     ex = sub.add_parser("export", help="a run's model as a batch-polymorphic jax.export artifact + its preprocessing")
@@ -86,10 +111,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     se = sub.add_parser("serve", help="HTTP service: POST /v1/predict, GET /healthz, a web page at /")
     se.add_argument("--checkpoint", required=True)
-    se.add_argument("--host", default="127.0.0.1")
+    se.add_argument("--host", default="127.0.0.1", help="default loopback only: this machine's own clients")
     se.add_argument("--port", type=int, default=8000)
     se.add_argument("--max-upload-mb", type=int, default=200)
     se.add_argument("--batch-size", type=int, default=8)
+    se.add_argument("--max-requests", type=int, default=DEFAULT_MAX_REQUESTS,
+                    help="requests admitted at once; past it 503 with Retry-After")
+    se.add_argument("--token", default=None,
+                    help=f"require `Authorization: Bearer TOKEN` on every route but /healthz (or set {TOKEN_ENV})")
+    se.add_argument("--shutdown-seconds", type=float, default=DEFAULT_SHUTDOWN_SECONDS,
+                    help="on SIGTERM/SIGINT, in-flight requests get this long to finish, then are abandoned")
+    add_limit_options(se, SERVE_LIMITS)
     se.set_defaults(func=cmd_serve)
 
     im = sub.add_parser("import", help="make a predict-able run folder from a pretrained model (fer2013)")

@@ -19,6 +19,7 @@ import pathlib
 import numpy as np
 
 from fer_jax.errors import ConfigError, InputError
+from fer_jax.infer.limits import Budget
 from fer_jax.infer.loader import InferenceModel
 from fer_jax.infer.stream import StreamStats, iter_windows
 
@@ -29,7 +30,7 @@ def default_stride(window: int) -> int:
 
 
 def predict_video(path, model: InferenceModel, *, stride: int | None = None, all_faces: bool = False,
-                  window: int | None = None, run_batch=None) -> tuple[dict, StreamStats]:
+                  window: int | None = None, run_batch=None, budget: Budget | None = None) -> tuple[dict, StreamStats]:
     """The timeline of `path` (see the module docstring) and the stream's statistics (per-frame
     boxes, for annotation). Windows go to the model `model.batch_size` at a time, as they come,
     so neither the frames nor the windows of the whole video are ever held.
@@ -39,6 +40,7 @@ def predict_video(path, model: InferenceModel, *, stride: int | None = None, all
     to span the duration of the training clips.
     run_batch: how a list of window inputs is run (default `model.predict`); the server passes
     its shared batching queue. Raises InputError "no_face" when no window has a face.
+    budget: limits on the video and the work, and the flag that stops it (`fer_jax.infer.limits`).
     """
     window = model.clip.clip_frames if window is None else window
     stride = default_stride(window) if stride is None else stride
@@ -57,7 +59,7 @@ def predict_video(path, model: InferenceModel, *, stride: int | None = None, all
         pending.clear()
 
     for win in iter_windows(path, model.clip, model.keys, window=window, stride=stride, all_faces=all_faces,
-                            stats=stats):
+                            stats=stats, budget=budget):
         pending.append(win)
         if len(pending) == model.batch_size:
             flush()

@@ -24,6 +24,7 @@ import numpy as np
 
 from fer_jax.errors import ConfigError
 from fer_jax.infer.audio_stream import AudioStream
+from fer_jax.infer.limits import Budget, Limits
 from fer_jax.infer.tracks import FaceTracker
 from fer_jax.preprocess import align, photometric, video
 from fer_jax.preprocess.clip import AUDIO_FEATURES, ClipConfig, record_arrays, select_frames, uses_gamma
@@ -89,21 +90,26 @@ def check_keys(clip: ClipConfig, keys) -> None:
 
 
 def iter_windows(path, clip: ClipConfig, keys, *, window: int, stride: int, all_faces: bool = False,
-                 stats: StreamStats | None = None) -> Iterator[Window]:
+                 stats: StreamStats | None = None, budget: Budget | None = None) -> Iterator[Window]:
     """Windows of every followed face of the video at `path`, in order of their last frame.
 
     keys: the record features the model reads. Raises InputError for unreadable files (see
     `fer_jax.preprocess.video`) and, when `keys` holds audio features, "no_audio" up front.
+    budget: the limits checked on the header and on every frame, and the flag that stops the work
+    (`fer_jax.infer.limits`; default no limits, frames over 720p downscaled for detection).
     """
     check_keys(clip, keys)
     if window < 1 or stride < 1:
         raise ConfigError(f"window ({window}) and stride ({stride}) must be at least 1 frame")
     stats = stats if stats is not None else StreamStats()
+    budget = budget if budget is not None else Budget(Limits())
     with video.open_media(path) as container:  # the header's rate; replaced by the measured one as frames come
-        stats.fps = video.frame_rate(video.video_stream(container, path))
+        stream = video.video_stream(container, path)
+        budget.check_stream(path, container, stream)  # before a frame is decoded
+        stats.fps = video.frame_rate(stream)
     needs_audio = bool(AUDIO_KEYS & set(keys))
     audio = AudioStream(path, clip.sample_rate) if needs_audio else None  # no audio: fails before any decoding
-    tracker = FaceTracker(clip.upsample, clip.detector, all_faces)
+    tracker = FaceTracker(clip.upsample, clip.detector, all_faces, detect_pixels=budget.limits.detect_pixels)
     rings: dict[int, collections.deque] = {}
     first_time = None
     gap_start = None
@@ -111,6 +117,7 @@ def iter_windows(path, clip: ClipConfig, keys, *, window: int, stride: int, all_
         for index, (frame, time) in enumerate(video.iter_video_frames(path)):
             first_time = time if first_time is None else first_time
             time -= first_time
+            budget.check_frame(path, index, time, frame.shape)
             stats.num_frames = index + 1
             if index and time > 0:
                 stats.fps = index / time  # the mean rate so far (a header's rate can be wrong)
