@@ -5,16 +5,21 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from fer_jax.infer.limits import DEFAULT_MAX_REQUESTS, DEFAULT_SHUTDOWN_SECONDS, SERVE_LIMITS, TOKEN_ENV, Limits, option
+from fer_jax.infer.limits import (DEFAULT_MAX_REQUESTS, DEFAULT_SHUTDOWN_SECONDS, SERVE_LIMITS, TOKEN_ENV, Budget, Limits,
+                                  option)
 
 
 def cmd_predict(args) -> int:
     from fer_jax.infer import predict
-    from fer_jax.infer.loader import load_model
 
-    from fer_jax.infer.limits import Budget
+    if str(args.checkpoint).endswith(".onnx"):  # onnxruntime: no JAX needed
+        from fer_jax.infer.onnx_model import load_onnx
 
-    model = load_model(args.checkpoint, args.step, batch_size=args.batch_size)
+        model = load_onnx(args.checkpoint)
+    else:
+        from fer_jax.infer.loader import load_model
+
+        model = load_model(args.checkpoint, args.step, batch_size=args.batch_size)
     timeline, stats = predict.predict_video(args.video, model, stride=args.stride, all_faces=args.all_faces,
                                             window=args.window_frames, budget=Budget(limits_of(args)))
     out = args.out or f"{args.video}.timeline.json"
@@ -44,6 +49,17 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
+    if args.format == "onnx":
+        from fer_jax.infer.loader import load_model
+        from fer_jax.infer.onnx_export import export_onnx, quantize_int8
+
+        path, sidecar = export_onnx(load_model(args.checkpoint, args.step), args.out, args.batch_size)
+        written = [f"{path} ({path.stat().st_size} bytes, batch size {args.batch_size})", str(sidecar)]
+        if args.int8:
+            path8, sidecar8 = quantize_int8(path, path.with_name(path.stem + ".int8.onnx"))
+            written += [f"{path8} ({path8.stat().st_size} bytes, int8)", str(sidecar8)]
+        print("wrote " + ", ".join(written))
+        return 0
     from fer_jax.infer.export import export_checkpoint
 
     artifact, sidecar = export_checkpoint(args.checkpoint, args.out, args.step)
@@ -89,7 +105,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     pr = sub.add_parser("predict", help="emotions over time in a video: timeline JSON, CSV, plot, annotated video")
     pr.add_argument("video")
-    pr.add_argument("--checkpoint", required=True, help="a training workdir (or its checkpoints/ folder)")
+    pr.add_argument("--checkpoint", required=True,
+                    help="a training workdir (or its checkpoints/ folder), or an exported FILE.onnx (onnxruntime)")
     pr.add_argument("--out", default=None, help="timeline JSON (default VIDEO.timeline.json)")
     pr.add_argument("--csv", default=None, help="also write one row per window here")
     pr.add_argument("--plot", default=None, help="also write the timeline plot (PNG) here")
@@ -103,10 +120,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_limit_options(pr, Limits())
     pr.set_defaults(func=cmd_predict)
 
-    ex = sub.add_parser("export", help="a run's model as a batch-polymorphic jax.export artifact + its preprocessing")
+    ex = sub.add_parser("export", help="a run's model as a jax.export artifact or an ONNX file + its preprocessing")
     ex.add_argument("--checkpoint", required=True)
     ex.add_argument("--out", required=True, help="artifact file; FILE.json gets the preprocessing config")
     ex.add_argument("--step", type=int, default=None)
+    ex.add_argument("--format", choices=("jax", "onnx"), default="jax",
+                    help="jax: jax.export, batch polymorphic; onnx: for onnxruntime (needs the onnx extra)")
+    ex.add_argument("--batch-size", type=int, default=1, help="onnx: the model's fixed batch size")
+    ex.add_argument("--int8", action="store_true", help="onnx: also write FILE.int8.onnx, quantised to int8")
     ex.set_defaults(func=cmd_export)
 
     se = sub.add_parser("serve", help="HTTP service: POST /v1/predict, GET /healthz, a web page at /")

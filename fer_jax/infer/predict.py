@@ -19,9 +19,13 @@ import pathlib
 import numpy as np
 
 from fer_jax.errors import ConfigError, InputError
+from typing import TYPE_CHECKING
+
 from fer_jax.infer.limits import Budget
-from fer_jax.infer.loader import InferenceModel
 from fer_jax.infer.stream import StreamStats, iter_windows
+
+if TYPE_CHECKING:  # (not imported: an ONNX model predicts without JAX, see onnx_model.py)
+    from fer_jax.infer.loader import InferenceModel
 
 
 def default_stride(window: int) -> int:
@@ -29,7 +33,7 @@ def default_stride(window: int) -> int:
     return max(1, window // 2)
 
 
-def predict_video(path, model: InferenceModel, *, stride: int | None = None, all_faces: bool = False,
+def predict_video(path, model: "InferenceModel", *, stride: int | None = None, all_faces: bool = False,
                   window: int | None = None, run_batch=None, budget: Budget | None = None) -> tuple[dict, StreamStats]:
     """The timeline of `path` (see the module docstring) and the stream's statistics (per-frame
     boxes, for annotation). Windows go to the model `model.batch_size` at a time, as they come,
@@ -75,7 +79,7 @@ def predict_video(path, model: InferenceModel, *, stride: int | None = None, all
         "video": str(path),
         "checkpoint": str(model.workdir),
         "step": model.step,
-        "model": model.config.model.name,
+        "model": model.model_name,
         "task": model.task,
         "class_names": list(model.class_names),
         "fps": round(stats.fps, 4),
@@ -91,7 +95,7 @@ def predict_video(path, model: InferenceModel, *, stride: int | None = None, all
     return timeline, stats
 
 
-def _record(win, output: np.ndarray, model: InferenceModel) -> dict:
+def _record(win, output: np.ndarray, model: "InferenceModel") -> dict:
     record = {
         "track": win.track_id,
         "start": round(win.start_time, 4),
