@@ -45,14 +45,16 @@ def _health(url: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_run):
+def server(tiny_run, tmp_path_factory):
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fer_jax.cli", "serve", "--checkpoint", str(tiny_run), "--port", str(port),
-         "--token", TOKEN, "--max-requests", str(MAX_REQUESTS), "--shutdown-seconds", str(SHUTDOWN_S)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    log = tmp_path_factory.mktemp("serve") / "serve.log"  # a file, not a pipe nobody reads: it cannot fill up
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fer_jax.cli", "serve", "--checkpoint", str(tiny_run), "--port", str(port),
+             "--token", TOKEN, "--max-requests", str(MAX_REQUESTS), "--shutdown-seconds", str(SHUTDOWN_S)],
+            stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # importing JAX and compiling, on a loaded machine
     while True:
         try:
             _health(url)
@@ -60,7 +62,7 @@ def server(tiny_run):
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError("fer-jax serve did not start: " + process.stdout.read()[-3000:])
+                raise RuntimeError("fer-jax serve did not start: " + log.read_text()[-3000:])
             time.sleep(0.2)
     process.url = url
     yield process

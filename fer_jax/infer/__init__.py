@@ -5,6 +5,7 @@
     stream.py        a video -> model-ready windows, holding one window of aligned crops per face
     audio_stream.py  the sound of a video, read forward in time spans
     predict.py       windows -> model -> the timeline (JSON, CSV)
+    live.py          predict --live: a camera, stream or pipe in real time (frames dropped, not queued)
     timeline.py      the timeline plot and the annotated video
     export.py        jax.export artifact + preprocessing sidecar
     onnx_export.py   the model as ONNX (jax2onnx; 3D convolutions as folded 2D ones) and int8

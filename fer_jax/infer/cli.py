@@ -5,21 +5,29 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from fer_jax.infer.limits import (DEFAULT_MAX_REQUESTS, DEFAULT_SHUTDOWN_SECONDS, SERVE_LIMITS, TOKEN_ENV, Budget, Limits,
-                                  option)
+from fer_jax.errors import ConfigError
+from fer_jax.infer.limits import (DEFAULT_MAX_REQUESTS, DEFAULT_SHUTDOWN_SECONDS, SERVE_LIMITS, TOKEN_ENV, Budget,
+                                  Limits, option)
+
+
+def _model(args, batch_size: int):
+    if str(args.checkpoint).endswith(".onnx"):  # onnxruntime: no JAX needed
+        from fer_jax.infer.onnx_model import load_onnx
+
+        return load_onnx(args.checkpoint)
+    from fer_jax.infer.loader import load_model
+
+    return load_model(args.checkpoint, args.step, batch_size=batch_size)
 
 
 def cmd_predict(args) -> int:
     from fer_jax.infer import predict
 
-    if str(args.checkpoint).endswith(".onnx"):  # onnxruntime: no JAX needed
-        from fer_jax.infer.onnx_model import load_onnx
-
-        model = load_onnx(args.checkpoint)
-    else:
-        from fer_jax.infer.loader import load_model
-
-        model = load_model(args.checkpoint, args.step, batch_size=args.batch_size)
+    if (args.video is None) == (args.live is None):
+        raise ConfigError("predict: give a VIDEO file or --live SOURCE (one of them)")
+    if args.live is not None:
+        return _predict_live(args)
+    model = _model(args, args.batch_size)
     timeline, stats = predict.predict_video(args.video, model, stride=args.stride, all_faces=args.all_faces,
                                             window=args.window_frames, budget=Budget(limits_of(args)))
     out = args.out or f"{args.video}.timeline.json"
@@ -45,6 +53,22 @@ def cmd_predict(args) -> int:
         counts = Counter(w["top_class"] for w in windows).most_common()
         print("top class per window: " + ", ".join(f"{c} {n}" for c, n in counts))
     print("wrote " + ", ".join(written))
+    return 0
+
+
+def _predict_live(args) -> int:
+    import json
+
+    from fer_jax.infer.live import run_live
+
+    model = _model(args, 1)  # live windows come one at a time: no batch to fill
+    stats = run_live(args.live, model, window=args.window_frames, stride=args.stride, all_faces=args.all_faces,
+                     detect_pixels=args.detect_pixels or None, format=args.live_format, max_seconds=args.live_seconds)
+    print(f"live {args.live}: {stats.summary()}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(stats.to_json(), f, indent=1)
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -104,10 +128,17 @@ def limits_of(args) -> Limits:
 def add_commands(sub: argparse._SubParsersAction) -> None:
 
     pr = sub.add_parser("predict", help="emotions over time in a video: timeline JSON, CSV, plot, annotated video")
-    pr.add_argument("video")
+    pr.add_argument("video", nargs="?", default=None, help="a video file (or use --live)")
+    pr.add_argument("--live", default=None, metavar="SOURCE",
+                    help="a live source instead: a camera (0, /dev/video0), a stream URL (rtsp://, http://), "
+                         "- for a stream piped on stdin, or a file played at its own rate; frames are dropped, "
+                         "not queued, when processing falls behind")
+    pr.add_argument("--live-format", default=None, help="--live: the FFmpeg format of the source (default probed)")
+    pr.add_argument("--live-seconds", type=float, default=None, help="--live: stop after this long")
     pr.add_argument("--checkpoint", required=True,
                     help="a training workdir (or its checkpoints/ folder), or an exported FILE.onnx (onnxruntime)")
-    pr.add_argument("--out", default=None, help="timeline JSON (default VIDEO.timeline.json)")
+    pr.add_argument("--out", default=None,
+                    help="timeline JSON (default VIDEO.timeline.json); with --live, the stream's statistics")
     pr.add_argument("--csv", default=None, help="also write one row per window here")
     pr.add_argument("--plot", default=None, help="also write the timeline plot (PNG) here")
     pr.add_argument("--annotate", default=None, help="also write the video with boxes and labels (MP4) here")
