@@ -138,17 +138,24 @@ class RunningServer:
         self.thread.join(timeout=10)
 
 
-def post_video(url: str, name: str, data: bytes, query: str = "") -> tuple[int, dict]:
-    """POST `data` as the multipart field "video" named `name`; (status, JSON answer)."""
-    import urllib.error
-    import urllib.request
+def multipart_body(name: str, data: bytes) -> tuple[bytes, str]:
+    """(body, content type) of a multipart upload of `data` as the field "video" named `name`."""
     import uuid
 
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"video\"; filename=\"{name}\"\r\n"
             f"Content-Type: video/mp4\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def post_video(url: str, name: str, data: bytes, query: str = "", headers: dict | None = None) -> tuple[int, dict]:
+    """POST `data` as the multipart field "video" named `name`; (status, JSON answer)."""
+    import urllib.error
+    import urllib.request
+
+    body, content_type = multipart_body(name, data)
     request = urllib.request.Request(f"{url}/v1/predict{query}", data=body, method="POST",
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+                                     headers={"Content-Type": content_type, **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             return response.status, json.loads(response.read())

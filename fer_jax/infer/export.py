@@ -23,14 +23,10 @@ import numpy as np
 
 from fer_jax.errors import CheckpointError
 from fer_jax.infer.loader import InferenceModel, Preprocessing, load_model
+from fer_jax.infer.onnx_model import read_sidecar, sidecar_path
 from fer_jax.preprocess.clip import ClipConfig
 
 FORMAT = "fer-jax exported model 1"
-
-
-def sidecar_path(path) -> pathlib.Path:
-    path = pathlib.Path(path)
-    return path.with_name(path.name + ".json")
 
 
 def export_model(model: InferenceModel, out) -> tuple[pathlib.Path, pathlib.Path]:
@@ -46,11 +42,19 @@ def export_model(model: InferenceModel, out) -> tuple[pathlib.Path, pathlib.Path
     out = pathlib.Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(exported.serialize())
-    meta = {
-        "format": FORMAT,
-        "inputs": {k: {"shape": ["b", *shape], "dtype": np.dtype(dtype).name}
+    meta = sidecar_meta(model, FORMAT, batch="b")
+    side = sidecar_path(out)
+    side.write_text(json.dumps(meta, indent=1))
+    return out, side
+
+
+def sidecar_meta(model: InferenceModel, format: str, batch) -> dict:
+    """What an exported model's sidecar holds (the module docstring); batch: "b" or a fixed size."""
+    return {
+        "format": format,
+        "inputs": {k: {"shape": [batch, *shape], "dtype": np.dtype(dtype).name}
                    for k, (shape, dtype) in model.input_spec().items()},
-        "output": "probabilities (b, classes)" if model.task == "classification" else "values (b, T)",
+        "output": f"probabilities ({batch}, classes)" if model.task == "classification" else f"values ({batch}, T)",
         "task": model.task,
         "class_names": list(model.class_names),
         "clip": dataclasses.asdict(model.clip),
@@ -58,9 +62,6 @@ def export_model(model: InferenceModel, out) -> tuple[pathlib.Path, pathlib.Path
         "checkpoint": str(model.workdir),
         "step": model.step,
     }
-    side = sidecar_path(out)
-    side.write_text(json.dumps(meta, indent=1))
-    return out, side
 
 
 def export_checkpoint(directory, out, step: int | None = None) -> tuple[pathlib.Path, pathlib.Path]:
@@ -95,13 +96,7 @@ class ExportedModel:
 
 def load_exported(path) -> ExportedModel:
     path = pathlib.Path(path)
-    side = sidecar_path(path)
-    for p in (path, side):
-        if not p.is_file():
-            raise CheckpointError(f"{p}: missing; `fer-jax export` writes FILE and FILE.json together")
-    meta = json.loads(side.read_text())
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{side}: not a fer-jax export sidecar (format {meta.get('format')!r})")
+    meta = read_sidecar(path, FORMAT)
     try:
         exported = jax.export.deserialize(bytearray(path.read_bytes()))
     except Exception as e:  # flatbuffers raise assorted errors on a damaged file

@@ -19,6 +19,7 @@ import numpy as np
 
 from fer_jax.config import ExperimentConfig
 from fer_jax.errors import ConfigError
+from fer_jax.infer.onnx_model import predict_padded
 from fer_jax.preprocess.clip import ClipConfig
 from fer_jax.runs.saved_run import SavedRun, load_run
 
@@ -84,6 +85,10 @@ class InferenceModel:
         return self.run.config
 
     @property
+    def model_name(self) -> str:
+        return self.config.model.name
+
+    @property
     def step(self) -> int:
         return self.run.step
 
@@ -107,13 +112,8 @@ class InferenceModel:
 
     def predict(self, examples: list[dict]) -> np.ndarray:
         """Outputs for a list of examples, run in padded batches of `batch_size` (one compile)."""
-        outputs = []
-        for start in range(0, len(examples), self.batch_size):
-            chunk = examples[start: start + self.batch_size]
-            padded = chunk + [chunk[0]] * (self.batch_size - len(chunk))
-            batch = {k: np.stack([e[k] for e in padded]) for k in self.keys}
-            outputs.append(np.asarray(self._jitted(self.run.params, batch))[: len(chunk)])
-        return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+        return predict_padded(lambda batch: self._jitted(self.run.params, batch), examples, self.keys,
+                              self.batch_size)
 
     def warm_up(self) -> None:
         """Compile now (a server does this at start, not on its first request)."""

@@ -21,8 +21,13 @@ import pathlib
 import numpy as np
 
 from fer_jax.errors import ConfigError, InputError
-from fer_jax.infer.loader import InferenceModel
+from typing import TYPE_CHECKING
+
+from fer_jax.infer.limits import Budget
 from fer_jax.infer.stream import StreamStats, iter_windows
+
+if TYPE_CHECKING:  # (not imported: an ONNX model predicts without JAX, see onnx_model.py)
+    from fer_jax.infer.loader import InferenceModel
 
 
 def default_stride(window: int) -> int:
@@ -30,8 +35,8 @@ def default_stride(window: int) -> int:
     return max(1, window // 2)
 
 
-def predict_video(path, model: InferenceModel, *, stride: int | None = None, all_faces: bool = False,
-                  window: int | None = None, run_batch=None) -> tuple[dict, StreamStats]:
+def predict_video(path, model: "InferenceModel", *, stride: int | None = None, all_faces: bool = False,
+                  window: int | None = None, run_batch=None, budget: Budget | None = None) -> tuple[dict, StreamStats]:
     """The timeline of `path` (see the module docstring) and the stream's statistics (per-frame
     boxes, for annotation). Windows go to the model `model.batch_size` at a time, as they come,
     so neither the frames nor the windows of the whole video are ever held.
@@ -41,6 +46,7 @@ def predict_video(path, model: InferenceModel, *, stride: int | None = None, all
     to span the duration of the training clips.
     run_batch: how a list of window inputs is run (default `model.predict`); the server passes
     its shared batching queue. Raises InputError "no_face" when no window has a face.
+    budget: limits on the video and the work, and the flag that stops it (`fer_jax.infer.limits`).
     """
     window = model.clip.clip_frames if window is None else window
     stride = default_stride(window) if stride is None else stride
@@ -59,7 +65,7 @@ def predict_video(path, model: InferenceModel, *, stride: int | None = None, all
         pending.clear()
 
     for win in iter_windows(path, model.clip, model.keys, window=window, stride=stride, all_faces=all_faces,
-                            stats=stats):
+                            stats=stats, budget=budget):
         pending.append(win)
         if len(pending) == model.batch_size:
             flush()
@@ -75,7 +81,7 @@ def predict_video(path, model: InferenceModel, *, stride: int | None = None, all
         "video": str(path),
         "checkpoint": str(model.workdir),
         "step": model.step,
-        "model": model.config.model.name,
+        "model": model.model_name,
         "task": model.task,
         "class_names": list(model.class_names),
         "fps": round(stats.fps, 4),
@@ -99,7 +105,7 @@ def add_words(timeline: dict, video, asr_model=None) -> dict:
     return timeline
 
 
-def _record(win, output: np.ndarray, model: InferenceModel) -> dict:
+def _record(win, output: np.ndarray, model: "InferenceModel") -> dict:
     record = {
         "track": win.track_id,
         "start": round(win.start_time, 4),

@@ -6,15 +6,21 @@ does the same frame by frame on an unbounded stream, and can follow every face (
 then the detector also runs every `redetect_every` frames to pick up faces that walk in. A new
 detection that overlaps a face followed (or lost less than `forget_after` frames ago) keeps that
 face's id, so a face the tracker briefly loses is still the same track.
+
+Frames over `detect_pixels` are downscaled before detection, tracking and landmarks (their cost
+grows with the pixels; a face found at 720p is far larger than any model's crop); the boxes and
+landmarks it returns are in the full frame's pixels, so the crops are still cut from the full frame.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import dlib
 import numpy as np
 
+from fer_jax.infer.limits import DETECT_PIXELS, detection_scale
 from fer_jax.preprocess import face
 
 # Intersection over union above which a detection is taken to be an already known face.
@@ -56,7 +62,8 @@ class FaceTracker:
 
     def __init__(self, upsample: int = 1, detector: str = "hog", all_faces: bool = False,
                  redetect_every: int = 25, forget_after: int = 50,
-                 min_confidence: float = face.TRACKER_MIN_CONFIDENCE):
+                 min_confidence: float = face.TRACKER_MIN_CONFIDENCE, detect_pixels: int | None = DETECT_PIXELS):
+        self.detect_pixels = detect_pixels
         self.upsample, self.detector, self.all_faces = upsample, detector, all_faces
         self.redetect_every, self.forget_after, self.min_confidence = redetect_every, forget_after, min_confidence
         self.tracks: list[_Track] = []
@@ -68,6 +75,10 @@ class FaceTracker:
         """Faces in `frame` ((H, W, 3) uint8 RGB), the largest first."""
         self.frame_index += 1
         gray = face.as_gray_uint8(frame)
+        scale = detection_scale(*gray.shape[:2], self.detect_pixels)
+        if scale < 1.0:
+            size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         lost = False
         for track in self._followed():
             if track.tracker.update(gray) >= self.min_confidence:
@@ -79,7 +90,8 @@ class FaceTracker:
         if lost or due or not self._followed():
             self._detect(gray)
         self.tracks = [t for t in self.tracks if self.frame_index - t.last_seen <= self.forget_after]
-        faces = [TrackedFace(t.track_id, t.box.copy(), face.landmarks(gray, face.Box(*t.box.tolist())))
+        # Tracks live in the (downscaled) detection frame; callers get full-frame pixels.
+        faces = [TrackedFace(t.track_id, t.box / scale, face.landmarks(gray, face.Box(*t.box.tolist())) / scale)
                  for t in self._followed()]
         return sorted(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), reverse=True)
 
