@@ -10,6 +10,7 @@ from fer_jax.models.layers import (
     conv3d_same,
     conv3d_same_by_matmul,
     conv3d_same_by_taps,
+    lax_convolutions,
     max_pool_valid,
 )
 from helpers.tolerance import assert_caught, assert_close, output_tolerance
@@ -102,6 +103,22 @@ def test_conv2d_by_matmul_equals_float64_lax_convolution(padding, kernel_hw):
     tol = output_tolerance(ref, terms=kernel_hw[0] * kernel_hw[1] * 5)
     assert_close(conv2d_by_matmul(x, kernel, padding), ref, tol)
     assert_caught(conv2d_by_matmul(x, kernel[::-1], padding), ref, tol, "kernel upside down")
+
+
+def test_lax_convolutions_inside_the_block_and_matrix_products_on_cpu_outside():
+    """Exporters (ONNX) get lax convolutions, which they map to their Conv operator; CPU training
+    gets the matrix products; both compute the same convolution."""
+    x = np.random.default_rng(3).normal(size=(1, 3, 4, 4, 6)).astype(np.float32)
+    kernel = np.random.default_rng(4).normal(size=(3, 3, 3, 6, 2)).astype(np.float32)
+
+    def primitives():
+        return {e.primitive.name for e in jax.make_jaxpr(conv3d_same)(x, kernel).jaxpr.eqns}
+
+    assert jax.default_backend() != "cpu" or "conv_general_dilated" not in primitives()
+    with lax_convolutions():
+        assert "conv_general_dilated" in primitives()
+        inside = conv3d_same(x, kernel)
+    assert_close(inside, conv3d_same(x, kernel), output_tolerance(inside, terms=3 * 3 * 3 * 6))
 
 
 def test_conv3d_same_chooses_by_input_channels_and_adds_the_bias_in_float32():

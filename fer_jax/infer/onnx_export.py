@@ -33,6 +33,7 @@ from jax.extend import core
 
 from fer_jax.errors import ConfigError
 from fer_jax.infer.export import sidecar_meta
+from fer_jax.models.layers import lax_convolutions
 from fer_jax.infer.loader import InferenceModel
 from fer_jax.infer.onnx_model import ONNX_FORMAT, sidecar_path
 _INLINED = ("jit", "pjit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr",
@@ -154,7 +155,8 @@ def exportable_forward(model: InferenceModel, batch_size: int):
     forward, params, keys = model.forward, model.run.params, model.keys
     structs = [jax.ShapeDtypeStruct((batch_size, *shape), dtype) for shape, dtype in
                (model.input_spec()[k] for k in keys)]
-    closed = jax.make_jaxpr(lambda *inputs: forward(params, dict(zip(keys, inputs))))(*structs)
+    with lax_convolutions():  # traced as lax convolutions, which become ONNX Conv operators
+        closed = jax.make_jaxpr(lambda *inputs: forward(params, dict(zip(keys, inputs))))(*structs)
     return exportable(closed), structs
 
 

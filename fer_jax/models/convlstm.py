@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fer_jax.errors import ConfigError
-from fer_jax.models.layers import conv2d_by_matmul
+from fer_jax.models.layers import conv2d
 
 
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
@@ -26,7 +26,7 @@ def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
 def _conv(x: jax.Array, kernel: jax.Array, padding: str) -> jax.Array:
     # Channels-last (N, H, W, C) images, (kh, kw, Cin, Cout) kernels (Keras's layout). "SAME" pads the
     # extra pixel of an even kernel at the end, as lax and Keras's jax and TF backends do.
-    return conv2d_by_matmul(x, kernel, padding)
+    return conv2d(x, kernel, padding)
 
 
 def _keras_bias_init(filters: int, unit_forget_bias: bool) -> Callable[..., jax.Array]:

@@ -13,6 +13,8 @@ Every function keeps the Keras/Flax kernel layout (kt, kh, kw, Cin, Cout), so we
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import itertools
 
 import jax
@@ -26,6 +28,27 @@ TAPS_MAX_IN_CHANNELS = 4
 # its jaxpr or profile (tests check their operand dtypes under bf16).
 MATMUL_CONV_SCOPE = "conv_by_matmul"
 
+# Whether convolutions run as lax convolutions rather than as matrix products (see `use_matmul`).
+_LAX_CONVOLUTIONS = contextvars.ContextVar("fer_jax_lax_convolutions", default=False)
+
+
+@contextlib.contextmanager
+def lax_convolutions():
+    """Within the block, convolutions are traced as `lax.conv_general_dilated` whatever the backend:
+    for exporters that map convolutions to their own operator (ONNX's Conv)."""
+    token = _LAX_CONVOLUTIONS.set(True)
+    try:
+        yield
+    finally:
+        _LAX_CONVOLUTIONS.reset(token)
+
+
+def use_matmul() -> bool:
+    """Matrix-product convolutions on CPU, where XLA runs its own convolutions on one thread;
+    elsewhere (cuDNN on GPUs, the TPU's convolution units) the library convolution, as measured in
+    BENCHMARKS.md's H100 rows."""
+    return not _LAX_CONVOLUTIONS.get() and jax.default_backend() == "cpu"
+
 
 def conv3d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, out_dtype=None) -> jax.Array:
     """A stride-1 'SAME' 3D convolution, the fastest formulation for its input channels.
@@ -36,6 +59,12 @@ def conv3d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, 
     added in bfloat16 would have its gradient (a sum over every output position) accumulated in
     bfloat16, which left the demo model's bias gradients 4-34% off their float32 values.
     """
+    if _LAX_CONVOLUTIONS.get() or (kernel.shape[3] > TAPS_MAX_IN_CHANNELS and not use_matmul()):
+        out_dtype = x.dtype if out_dtype is None else out_dtype
+        y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (1, 1, 1), "SAME",
+                                         dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+        y = y.astype(jnp.float32)
+        return (y if bias is None else y + bias.astype(jnp.float32)).astype(out_dtype)
     if kernel.shape[3] <= TAPS_MAX_IN_CHANNELS:
         return conv3d_same_by_taps(x, kernel, bias, out_dtype=out_dtype)
     return conv3d_same_by_matmul(x, kernel, bias, out_dtype=out_dtype)
@@ -134,6 +163,15 @@ def conv3d_same_by_matmul(
     if bias is not None:
         out = out + bias.astype(jnp.float32)
     return out.astype(out_dtype)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, padding: str) -> jax.Array:
+    """A stride-1 2D convolution, NHWC x and HWIO kernel, 'SAME' or 'VALID' as lax pads them:
+    `conv2d_by_matmul` where `use_matmul()`, else the lax convolution."""
+    if use_matmul():
+        return conv2d_by_matmul(x, kernel, padding)
+    return jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (1, 1), padding,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def conv2d_by_matmul(x: jax.Array, kernel: jax.Array, padding: str) -> jax.Array:
