@@ -25,6 +25,7 @@ import dataclasses
 import pathlib
 import time
 
+import numpy as np
 import tensorflow_datasets as tfds
 from apache_beam.options import pipeline_options as po
 from etils import epath
@@ -32,6 +33,13 @@ from etils import epath
 from data_builders import beam_pipeline, common
 from fer_jax.errors import ConfigError, FerJaxError
 from fer_jax.preprocess.clip import ClipConfig
+
+# The inputs the whole-sequence corpora (CK+, MMI, CASME II) are built for, and the onset, apex and
+# offset frame indices (the source's) that MMI and CASME II records carry.
+GRAY64_T8 = ClipConfig(num_frames=8, size=64, grayscale=True, need_audio=False)  # 3D-CNN + ConvLSTM
+# LEMHI-CNN + CNN-CTSLSTM (Hu et al. 2019): every frame of the rise (up to 32) and its LEMHI.
+LEMHI = ClipConfig(size=112, grayscale=True, need_audio=False, variable_length=True, max_frames=32, lemhi=True)
+TIMING_FEATURES = {name: tfds.features.Scalar(dtype=np.int32) for name in ("onset", "apex", "offset")}
 
 _SKIPPED_DIR = "_skipped"  # side-output files inside the build folder, merged into the report
 
@@ -130,7 +138,12 @@ class ClipCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
             self._beam_options = po.PipelineOptions(["--runner=DirectRunner"])
             download_config = dataclasses.replace(download_config, beam_options=self._beam_options)
         self._started = time.perf_counter()
-        super()._download_and_prepare(dl_manager, download_config)
+        self._split_names, self._num_items = [], {}  # set once the clips are listed
+        try:
+            super()._download_and_prepare(dl_manager, download_config)
+        except Exception as error:
+            self._raise_if_a_split_is_empty(error)
+            raise
         report = self.report
         for split, info in self.info.splits.items():
             report.kept[split] = info.num_examples
@@ -155,6 +168,7 @@ class ClipCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
             )
         _check_unique_keys(items)
         self._split_names = sorted(items)
+        self._num_items = {split: len(split_items) for split, split_items in items.items()}
         if self._beam_options is not None:
             beam_pipeline.set_direct_workers(self._beam_options, sum(map(len, items.values())))
         (epath.Path(self.data_dir) / _SKIPPED_DIR).mkdir(parents=True, exist_ok=True)
@@ -171,22 +185,32 @@ class ClipCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         if self._beam_options is not None:
             report.runner = self._beam_options.view_as(po.StandardOptions).runner or "DirectRunner"
         counters = beam_pipeline.counters(pipeline_result)
-        kept = {}
         for name, value in counters.items():
             split, _, what = name.rpartition("/")
             if what == "source_frames":
                 report.source_frames[split] += value
             elif what == "clip_milliseconds":
                 report.clip_seconds += value / 1000
-            elif what == "kept":
-                kept[split] = value
-        empty = sorted(split for split in self._split_names if not kept.get(split))
-        if counters and empty:  # (a runner without metrics reports no counters at all)
-            for split in empty:  # the side output is written already: the error can name the reasons
-                path = epath.Path(self.data_dir) / _SKIPPED_DIR / f"{split}.json"
-                for entry in beam_pipeline.read_skipped(str(path)):
-                    report.add_skip(entry.pop("split"), entry)
-            raise self.empty_split_error(empty, report)
+
+    def _raise_if_a_split_is_empty(self, error: Exception) -> None:
+        """TFDS's writer fails on a split without examples ("The total number of generated examples
+        is 0"): if the pipeline got as far as writing the skipped clips, say which split lost every
+        clip and why instead."""
+        skipped_dir = epath.Path(self.data_dir) / _SKIPPED_DIR
+        skips = {}
+        if not self._split_names:
+            return
+        for split in self._split_names:
+            path = skipped_dir / f"{split}.json"
+            if not path.exists():
+                return
+            skips[split] = beam_pipeline.read_skipped(str(path))
+        empty = [split for split in self._split_names if len(skips[split]) == self._num_items[split]]
+        if empty:
+            for split in empty:
+                for entry in skips[split]:
+                    self.report.add_skip(entry.pop("split"), entry)
+            raise self.empty_split_error(empty, self.report) from error
 
 
 def _reasons(report: common.BuildReport, split: str | None = None):

@@ -116,13 +116,17 @@ def counters(pipeline_result) -> dict[str, int]:
     return out
 
 
-def pipeline_options(runner: str = "direct", beam_options: str | None = None):
-    """PipelineOptions for `fer-jax build --runner RUNNER --beam-options "--flag=value ..."`."""
+def pipeline_options(runner: str = "direct", beam_options: str | None = None) -> po.PipelineOptions:
+    """PipelineOptions for `fer-jax build --runner RUNNER --beam-options=FLAGS`: FLAGS as Beam's own
+    command line ("--flag=value --other=value") or as `tfds build --beam_pipeline_options` takes
+    them ("flag=value,other=value")."""
     from fer_jax.errors import ConfigError
 
     if runner not in RUNNERS:
         raise ConfigError(f"--runner {runner!r}: expected one of {', '.join(RUNNERS)}")
-    flags = [f"--runner={RUNNERS[runner]}"] + (beam_options or "").split()
+    flags = [f"--runner={RUNNERS[runner]}"]
+    for token in (beam_options or "").split():
+        flags += [token] if token.startswith("--") else [f"--{part}" for part in token.split(",") if part]
     return po.PipelineOptions(flags)
 
 

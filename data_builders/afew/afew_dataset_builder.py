@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import pathlib
 
-import tensorflow_datasets as tfds
 
 from data_builders import base, common
 from fer_jax.errors import ConfigError, InputError

@@ -29,13 +29,10 @@ from __future__ import annotations
 import pathlib
 import re
 
-import numpy as np
-import tensorflow_datasets as tfds
 
 from data_builders import base, common
 from data_builders.casme2 import sheet
 from fer_jax.errors import ConfigError, InputError
-from fer_jax.preprocess.clip import ClipConfig
 from fer_jax.preprocess.sources import IMAGE_EXTENSIONS
 
 CLASSES = ("happiness", "disgust", "repression", "surprise", "others")
@@ -194,17 +191,11 @@ def find_clips(root: pathlib.Path, report: common.BuildReport) -> dict[str, list
     return dict(sorted(items.items()))
 
 
-TIMING_FEATURES = {name: tfds.features.Scalar(dtype=np.int32) for name in ("onset", "apex", "offset")}
-GRAY64_T8 = ClipConfig(num_frames=8, size=64, grayscale=True, need_audio=False)
-# LEMHI-CNN + CNN-CTSLSTM (Hu et al. 2019): every frame of the rise (up to 32) and its LEMHI.
-LEMHI = ClipConfig(size=112, grayscale=True, need_audio=False, variable_length=True, max_frames=32, lemhi=True)
-
-
 class Builder(base.ClipCorpusBuilder):
     """CASME II micro-expressions (onset -> apex) as aligned-face clips, one split per subject."""
 
     CLASS_NAMES = CLASSES
-    EXTRA_FEATURES = TIMING_FEATURES
+    EXTRA_FEATURES = base.TIMING_FEATURES
     HOMEPAGE = HOMEPAGE
     # A subject in the coding sheet all of whose clips are unusable has no split at all.
     DROP_SPLITS_WITHOUT_CLIPS = True
@@ -212,12 +203,12 @@ class Builder(base.ClipCorpusBuilder):
         base.ClipCorpusConfig(
             name="gray64_t8",
             description="8 frames of 64x64 grey aligned faces from onset to apex (3D-CNN + ConvLSTM input).",
-            clip=GRAY64_T8,
+            clip=base.GRAY64_T8,
         ),
         base.ClipCorpusConfig(
             name="lemhi",
             description="Up to 32 frames of 112x112 grey faces from onset to apex, a frame mask, and their LEMHI.",
-            clip=LEMHI,
+            clip=base.LEMHI,
         ),
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = (

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import pathlib
 
-import tensorflow_datasets as tfds
 
 from data_builders import base, common
 from fer_jax.errors import ConfigError, InputError
-from fer_jax.preprocess.clip import ClipConfig
 
 # The codes of CK+'s emotion files (its README): 0 neutral ... 7 surprise.
 CODES = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
@@ -128,11 +126,6 @@ def find_sequences(root: pathlib.Path, class_names, report: common.BuildReport) 
     return items
 
 
-GRAY64_T8 = ClipConfig(num_frames=8, size=64, grayscale=True, need_audio=False)
-# LEMHI-CNN + CNN-CTSLSTM (Hu et al. 2019): every frame of a sequence (up to 32) and its LEMHI.
-LEMHI = ClipConfig(size=112, grayscale=True, need_audio=False, variable_length=True, max_frames=32, lemhi=True)
-
-
 class Builder(base.ClipCorpusBuilder):
     """CK+ sequences (onset -> apex) as aligned-face clips, in 10 subject-independent folds."""
 
@@ -141,19 +134,19 @@ class Builder(base.ClipCorpusBuilder):
         base.ClipCorpusConfig(
             name="gray64_t8",
             description="7 classes (with contempt); 8 frames of 64x64 grey aligned faces (3D-CNN + ConvLSTM input).",
-            clip=GRAY64_T8,
+            clip=base.GRAY64_T8,
             class_names=CLASSES_7,
         ),
         base.ClipCorpusConfig(
             name="gray64_t8_6class",
             description="6 basic emotions (contempt left out); 8 frames of 64x64 grey aligned faces.",
-            clip=GRAY64_T8,
+            clip=base.GRAY64_T8,
             class_names=CLASSES_6,
         ),
         base.ClipCorpusConfig(
             name="lemhi",
             description="7 classes; up to 32 frames of 112x112 grey faces with a frame mask, and their LEMHI.",
-            clip=LEMHI,
+            clip=base.LEMHI,
             class_names=CLASSES_7,
         ),
     ]

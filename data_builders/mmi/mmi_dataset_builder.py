@@ -42,13 +42,10 @@ import pathlib
 import re
 import xml.etree.ElementTree as ET
 
-import numpy as np
-import tensorflow_datasets as tfds
 
 from data_builders import base, common
 from data_builders.mmi.window import VideoWindow
 from fer_jax.errors import ConfigError, InputError
-from fer_jax.preprocess.clip import ClipConfig
 
 CLASSES = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")  # Emotion values 1..6
 NUM_FOLDS = 10
@@ -245,36 +242,29 @@ def _emotion_clip(folder: pathlib.Path, video: pathlib.Path, subject: int, view:
     )
 
 
-
-TIMING_FEATURES = {name: tfds.features.Scalar(dtype=np.int32) for name in ("onset", "apex", "offset")}
-GRAY64_T8 = ClipConfig(num_frames=8, size=64, grayscale=True, need_audio=False)
-# LEMHI-CNN + CNN-CTSLSTM (Hu et al. 2019): every frame of the rise (up to 32) and its LEMHI.
-LEMHI = ClipConfig(size=112, grayscale=True, need_audio=False, variable_length=True, max_frames=32, lemhi=True)
-
-
 class Builder(base.ClipCorpusBuilder):
     """MMI frontal emotion videos (onset -> apex) as aligned-face clips, in 10 subject folds."""
 
     CLASS_NAMES = CLASSES
-    EXTRA_FEATURES = TIMING_FEATURES
+    EXTRA_FEATURES = base.TIMING_FEATURES
     HOMEPAGE = HOMEPAGE
     BUILDER_CONFIGS = [
         base.ClipCorpusConfig(
             name="gray64_t8",
             description="8 frames of 64x64 grey aligned faces from onset to apex (3D-CNN + ConvLSTM input).",
-            clip=GRAY64_T8,
+            clip=base.GRAY64_T8,
             frontal_only=False,
         ),
         base.ClipCorpusConfig(
             name="lemhi",
             description="Up to 32 frames of 112x112 grey faces from onset to apex, a frame mask, and their LEMHI.",
-            clip=LEMHI,
+            clip=base.LEMHI,
             frontal_only=False,
         ),
         base.ClipCorpusConfig(
             name="gray64_t8_frontal",
             description="gray64_t8 of the frontal subset: view-0 sessions with FACS timing only.",
-            clip=GRAY64_T8,
+            clip=base.GRAY64_T8,
             frontal_only=True,
         ),
     ]

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 from data_builders import base, common
 from data_builders.send import layout
