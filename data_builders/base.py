@@ -6,11 +6,12 @@ leaves out counted in the report), its extra record fields, its homepage, citati
 download instructions. The base does the rest:
 
 - the TFDS record features (`common.clip_features`), version and array_record output;
-- split generation: each split's `_generate_examples` is a `beam_pipeline.PreprocessClips`
-  PTransform, so TFDS preprocesses every clip in one Beam pipeline on the runner the build names
-  (`fer-jax build --runner`, or `tfds build --beam_pipeline_options=...`); with no runner named it
-  runs on the DirectRunner, in multi_processing mode once the corpus is large enough to pay for the
-  worker processes (`beam_pipeline.set_direct_workers`);
+- split generation: `_generate_examples` returns a `beam_pipeline.PreprocessClips` PTransform that
+  preprocesses the clips of every split in one Beam stage and hands TFDS one PCollection per split,
+  so TFDS runs the build on the runner it names (`fer-jax build --runner`, or `tfds build
+  --beam_pipeline_options=...`); with no runner named it runs on the DirectRunner, in
+  multi_processing mode once the corpus is large enough to pay for the worker processes
+  (`beam_pipeline.set_direct_workers`);
 - build_report.json beside the records, the same whichever runner built them: kept counts from
   TFDS's split infos, skipped files (with reasons) from the pipeline's side output, source frames
   and preprocessing seconds from Beam counters, the wall time and worker count of this build;
@@ -41,13 +42,13 @@ GRAY64_T8 = ClipConfig(num_frames=8, size=64, grayscale=True, need_audio=False) 
 LEMHI = ClipConfig(size=112, grayscale=True, need_audio=False, variable_length=True, max_frames=32, lemhi=True)
 TIMING_FEATURES = {name: tfds.features.Scalar(dtype=np.int32) for name in ("onset", "apex", "offset")}
 
-_SKIPPED_DIR = "_skipped"  # side-output files inside the build folder, merged into the report
+_SKIPPED_FILE = "_skipped.json"  # the side output, inside the build folder, merged into the report
 
 
 class ClipCorpusConfig(tfds.core.BuilderConfig):
     """A corpus config: `clip`, the preprocessing (None: frames stored as given); `class_names`,
-    when they differ from the builder's CLASS_NAMES; `options`, the builder's own settings, read
-    as attributes (e.g. `frontal_only=True` -> `config.frontal_only`)."""
+    when they differ from the builder's CLASS_NAMES; any other keyword is the builder's own setting,
+    read as an attribute (e.g. `frontal_only=True` -> `config.frontal_only`)."""
 
     def __init__(self, *, clip: ClipConfig | None, class_names: tuple[str, ...] | None = None, **kwargs):
         own = {k: kwargs.pop(k) for k in list(kwargs) if k not in _BUILDER_CONFIG_FIELDS}
@@ -147,14 +148,12 @@ class ClipCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         report = self.report
         for split, info in self.info.splits.items():
             report.kept[split] = info.num_examples
-        skipped_dir = epath.Path(self.data_dir) / _SKIPPED_DIR
-        for split in self._split_names:
-            for entry in beam_pipeline.read_skipped(str(skipped_dir / f"{split}.json")):
-                report.add_skip(entry.pop("split"), entry)
-        skipped_dir.rmtree()
+        for entry in beam_pipeline.read_skipped(self._skipped_path()):
+            report.add_skip(entry.pop("split"), entry)
+        epath.Path(self._skipped_path()).unlink()
         report.write(self.data_dir)  # into the folder TFDS renames when done, so `tfds build` leaves it too
 
-    def _split_generators(self, dl_manager):
+    def _split_generators(self, dl_manager, pipeline):
         self.report = self.new_report()
         items = self.find_clips(self.manual_folder(dl_manager), self.report)
         without = sorted(split for split, split_items in items.items() if not split_items)
@@ -169,14 +168,16 @@ class ClipCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         _check_unique_keys(items)
         self._split_names = sorted(items)
         self._num_items = {split: len(split_items) for split, split_items in items.items()}
-        if self._beam_options is not None:
+        if self._beam_options is not None:  # the pipeline exists, but runs only once every split is added
             beam_pipeline.set_direct_workers(self._beam_options, sum(map(len, items.values())))
-        (epath.Path(self.data_dir) / _SKIPPED_DIR).mkdir(parents=True, exist_ok=True)
-        return {split: self._generate_examples(split, split_items) for split, split_items in items.items()}
+        return pipeline | self._generate_examples(items)
 
-    def _generate_examples(self, split: str, items: list[common.ClipItem]):
-        skipped_path = str(epath.Path(self.data_dir) / _SKIPPED_DIR / f"{split}.json")
-        return beam_pipeline.PreprocessClips(split, items, self.builder_config.clip, skipped_path, self.postprocess())
+    def _generate_examples(self, items: dict[str, list[common.ClipItem]]):
+        """The PTransform that preprocesses every split's clips: {split: PCollection of (key, example)}."""
+        return beam_pipeline.PreprocessClips(items, self.builder_config.clip, self._skipped_path(), self.postprocess())
+
+    def _skipped_path(self) -> str:
+        return str(epath.Path(self.data_dir) / _SKIPPED_FILE)
 
     def _process_pipeline_result(self, pipeline_result) -> None:
         report = self.report
@@ -196,20 +197,15 @@ class ClipCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         """TFDS's writer fails on a split without examples ("The total number of generated examples
         is 0"): if the pipeline got as far as writing the skipped clips, say which split lost every
         clip and why instead."""
-        skipped_dir = epath.Path(self.data_dir) / _SKIPPED_DIR
-        skips = {}
-        if not self._split_names:
+        path = epath.Path(self._skipped_path())
+        if not self._split_names or not path.exists():
             return
-        for split in self._split_names:
-            path = skipped_dir / f"{split}.json"
-            if not path.exists():
-                return
-            skips[split] = beam_pipeline.read_skipped(str(path))
-        empty = [split for split in self._split_names if len(skips[split]) == self._num_items[split]]
+        skips = beam_pipeline.read_skipped(str(path))
+        lost = {split: [s for s in skips if s["split"] == split] for split in self._split_names}
+        empty = [split for split in self._split_names if len(lost[split]) == self._num_items[split]]
         if empty:
-            for split in empty:
-                for entry in skips[split]:
-                    self.report.add_skip(entry.pop("split"), entry)
+            for entry in skips:
+                self.report.add_skip(entry.pop("split"), entry)
             raise self.empty_split_error(empty, self.report) from error
 
 

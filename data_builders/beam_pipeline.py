@@ -1,7 +1,8 @@
 """The preprocessing of a build as an Apache Beam pipeline: list clips -> preprocess each -> example or skip.
 
-`PreprocessClips` is what `ClipCorpusBuilder._generate_examples` returns for a split, so TFDS runs
-it on whichever Beam runner the build names: the DirectRunner on this machine (in its
+`PreprocessClips` is what `ClipCorpusBuilder._generate_examples` returns: one stage that preprocesses
+the clips of every split and gives TFDS a PCollection per split, which TFDS runs on whichever Beam
+runner the build names: the DirectRunner on this machine (in its
 multi_processing mode, one worker process per core), Dataflow, Flink or Spark beyond it. Skipped
 clips leave through a side output that is written to a JSON file beside the records (the build
 report reads it back); the numbers (kept, skipped, source frames, seconds spent) are Beam counters.
@@ -38,10 +39,10 @@ def counter_name(split: str, what: str) -> str:
 
 
 class _PreprocessClip(beam.DoFn):
-    """ClipItem -> (key, example), or a skip entry on the SKIPPED_TAG output."""
+    """(split, ClipItem) -> (key, example) on the split's output, or a skip entry on SKIPPED_TAG."""
 
-    def __init__(self, split: str, clip, postprocess=None):
-        self._split = split
+    def __init__(self, splits: list[str], clip, postprocess=None):
+        self._splits = splits
         self._clip = clip
         self._postprocess = postprocess  # example -> example; a module-level function (pickled by name)
 
@@ -51,44 +52,50 @@ class _PreprocessClip(beam.DoFn):
 
         cv2.setNumThreads(1)
         self._counters = {
-            what: beam.metrics.Metrics.counter(COUNTER_NAMESPACE, counter_name(self._split, what))
+            (split, what): beam.metrics.Metrics.counter(COUNTER_NAMESPACE, counter_name(split, what))
+            for split in self._splits
             for what in ("kept", "skipped", "source_frames", "clip_milliseconds")
         }
 
-    def process(self, item: common.ClipItem):
+    def process(self, split_item: tuple[str, common.ClipItem]):
+        split, item = split_item
         start = time.perf_counter()
         key, example, skip, frames = common.preprocess_item(item, self._clip)
-        self._counters["clip_milliseconds"].inc(round(1000 * (time.perf_counter() - start)))
+        self._counters[split, "clip_milliseconds"].inc(round(1000 * (time.perf_counter() - start)))
         if skip is not None:
-            self._counters["skipped"].inc()
-            yield beam.pvalue.TaggedOutput(SKIPPED_TAG, {"split": self._split, **skip})
+            self._counters[split, "skipped"].inc()
+            yield beam.pvalue.TaggedOutput(SKIPPED_TAG, {"split": split, **skip})
             return
-        self._counters["kept"].inc()
-        self._counters["source_frames"].inc(frames)
-        yield key, (self._postprocess(example) if self._postprocess else example)
+        self._counters[split, "kept"].inc()
+        self._counters[split, "source_frames"].inc(frames)
+        yield beam.pvalue.TaggedOutput(split, (key, self._postprocess(example) if self._postprocess else example))
 
 
 def _write_json(entries: list, path: str) -> None:
-    epath.Path(path).write_text(json.dumps(sorted(entries, key=lambda e: (e["path"], e["reason"]))))
+    entries = sorted(entries, key=lambda e: (e["split"], e["path"], e["reason"]))
+    epath.Path(path).write_text(json.dumps(entries))
 
 
 class PreprocessClips(beam.PTransform):
-    """The examples of one split: (key, example) for every clip kept; the skipped clips' entries
-    are written as a JSON list to `skipped_path` (read back by `read_skipped`)."""
+    """The clips of every split, preprocessed in one stage (so the workers share one pool of clips
+    instead of meeting at a barrier after each split): {split: PCollection of (key, example)} for
+    the clips kept; the skipped clips' entries are written as one JSON list to `skipped_path`
+    (read back by `read_skipped`)."""
 
-    def __init__(self, split: str, items: list[common.ClipItem], clip, skipped_path: str, postprocess=None):
-        super().__init__(label=f"preprocess_{split}")
-        self._split, self._items, self._clip = split, items, clip
+    def __init__(self, items: dict[str, list[common.ClipItem]], clip, skipped_path: str, postprocess=None):
+        super().__init__(label="preprocess")
+        self._items, self._clip = items, clip
         self._skipped_path, self._postprocess = skipped_path, postprocess
 
     def expand(self, pipeline):
+        splits = list(self._items)
         # Create reshuffles its elements, so the clips spread over the workers instead of staying
         # fused with the single element that starts the pipeline.
         results = (
             pipeline
-            | "list clips" >> beam.Create(self._items)
-            | "preprocess" >> beam.ParDo(_PreprocessClip(self._split, self._clip, self._postprocess)).with_outputs(
-                SKIPPED_TAG, main="examples"
+            | "list clips" >> beam.Create([(split, item) for split in splits for item in self._items[split]])
+            | "preprocess" >> beam.ParDo(_PreprocessClip(splits, self._clip, self._postprocess)).with_outputs(
+                SKIPPED_TAG, *splits
             )
         )
         _ = (
@@ -96,7 +103,7 @@ class PreprocessClips(beam.PTransform):
             | "gather skips" >> beam.combiners.ToList()
             | "write skips" >> beam.Map(_write_json, self._skipped_path)
         )
-        return results["examples"]
+        return {split: results[split] for split in splits}
 
 
 def read_skipped(path: str) -> list[dict]:
