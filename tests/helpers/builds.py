@@ -24,8 +24,9 @@ MULTI_PROCESSING = "direct_running_mode=multi_processing,direct_num_workers=2"
 
 
 def fer_jax_command() -> list[str]:
-    script = pathlib.Path(sys.executable).with_name("fer-jax")  # the console script, as a user runs it
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "fer_jax.cli"]
+    # The CLI module of this checkout, not the environment's `fer-jax` console script: that one
+    # calls whatever entry point the last `pip install` of some checkout wrote into it.
+    return [sys.executable, "-m", "fer_jax.cli"]
 
 
 # `tfds build` through its build command, with the same flags and code (the `tfds` entry point
