@@ -29,23 +29,44 @@ def is_built(name: str, data_dir: str | None = None) -> bool:
     return builder(name, data_dir).is_prepared()
 
 
-def build(name: str, data_dir: str | None = None, manual_dir: str | None = None) -> dict:
-    """Build the records of `name` (skipped when already built); return its build report."""
+def build(
+    name: str,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    runner: str = "direct",
+    beam_options: str | None = None,
+) -> dict:
+    """Build the records of `name` (skipped when already built); return its build report.
+
+    The preprocessing is a Beam pipeline (data_builders/base.py): `runner` is direct, dataflow,
+    flink or spark, `beam_options` more Beam flags, e.g. "--project=p --region=r
+    --temp_location=gs://b/tmp" or "--direct_num_workers=4". On the DirectRunner without options
+    it takes one worker process per 16 clips, up to one per core.
+    """
     import tensorflow_datasets as tfds
 
+    from data_builders import beam_pipeline
+
     b = builder(name, data_dir)
-    if manual_dir is not None and not pathlib.Path(manual_dir).is_dir():
+    if manual_dir is not None and not _is_folder(manual_dir):
         raise ConfigError(f"--manual-dir {manual_dir}: no such folder. {b.MANUAL_DOWNLOAD_INSTRUCTIONS}")
-    report_path = pathlib.Path(b.data_dir) / "build_report.json"
     if b.is_prepared():
-        return {"already_built": True, "data_dir": b.data_dir, **_read_report(report_path)}
-    b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-    report = b.report.to_dict()
-    b.report.write(b.data_dir)
-    return {"already_built": False, "data_dir": b.data_dir, **report}
+        return {"already_built": True, "data_dir": b.data_dir, **_read_report(b.data_dir)}
+    options = None if runner == "direct" and not beam_options else beam_pipeline.pipeline_options(runner, beam_options)
+    b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir, beam_options=options))
+    return {"already_built": False, "data_dir": b.data_dir, **b.report.to_dict()}
 
 
-def _read_report(path: pathlib.Path) -> dict:
+def _is_folder(path: str) -> bool:
+    from etils import epath  # gs://... too, for a corpus in a bucket
+
+    return epath.Path(path).is_dir()
+
+
+def _read_report(data_dir: str) -> dict:
     import json
 
+    from etils import epath
+
+    path = epath.Path(data_dir) / "build_report.json"
     return json.loads(path.read_text()) if path.is_file() else {}

@@ -1,8 +1,9 @@
-"""What every clip builder shares: the record features, the parallel preprocessing, the build report.
+"""The pieces of a clip build: the clip item, the record features, one clip's preprocessing, the report.
 
 A builder only parses its corpus' layout and labels into `ClipItem`s; turning a clip (a video file,
 a folder or list of image frames, or frames in memory) into an aligned-clip record is
-`fer_jax.preprocess.clip`, run here in a process pool.
+`fer_jax.preprocess.clip` (`preprocess_item`), which `data_builders.beam_pipeline` runs on every
+clip of a build and `data_builders.base.ClipCorpusBuilder` wires into TFDS.
 
 Per-clip fields the preprocessing does not make (SEND's valence sequence, MMI/CASME onset, apex and
 offset indices, ...) travel in `ClipItem.extra` and are declared once in `clip_features(...,
@@ -20,19 +21,14 @@ source frame each kept frame is, so a reader can map between the two.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
-import multiprocessing
 import os
-import pathlib
-import time
 from collections import Counter
-from typing import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
-import tqdm
+from etils import epath
 
 from fer_jax.data.record_features import array_feature
 from fer_jax.errors import InputError
@@ -100,39 +96,37 @@ _ALL_OUTPUT_KEYS = frozenset(
 )
 
 
-def _init_worker():
-    # One core per worker: OpenCV's own thread pool would fight the other workers.
-    import cv2
+def preprocess_item(item: ClipItem, clip: ClipConfig | None):
+    """(key, example or None, skip entry or None, source frames processed) for one clip.
 
-    cv2.setNumThreads(1)
-
-
-def _process(item: ClipItem, clip: ClipConfig):
-    """(item, example or None, skip or None, source frames processed) for one clip.
-
+    `clip` None: no preprocessing, the item's `frames` are stored as they are (FER2013's raw48).
     A skip is a dict (split-less `BuildReport.skipped` entry), not the InputError itself: an
     InputError does not survive pickling back from a worker (its __init__ takes three arguments,
-    Exception's pickling passes one), and the pool would break on the first bad file.
+    Exception's pickling passes one).
     """
-    try:
-        if item.frames is not None:
-            record = process_frames(item.frames, clip, name=str(item.path))
-        else:
-            record = process_clip(list(item.path) if isinstance(item.path, tuple) else item.path, clip)
-    except InputError as e:
-        return item, None, _skip_entry(e), 0
-    example = {}
-    for name, (shape, dtype) in clip.record_spec().items():
-        value = record[name]
-        if name == "landmarks":
-            value = np.nan_to_num(value)
-        example[name] = np.asarray(value, dtype) if shape else dtype(value)
+    if clip is None:
+        example, frames = {"frames": item.frames}, len(item.frames)
+    else:
+        example = {}
+        try:
+            if item.frames is not None:
+                record = process_frames(item.frames, clip, name=str(item.path))
+            else:
+                record = process_clip(list(item.path) if isinstance(item.path, tuple) else item.path, clip)
+        except InputError as e:
+            return item.key, None, _skip_entry(e), 0
+        for name, (shape, dtype) in clip.record_spec().items():
+            value = record[name]
+            if name == "landmarks":
+                value = np.nan_to_num(value)
+            example[name] = np.asarray(value, dtype) if shape else dtype(value)
+        frames = record["num_source_frames"]
     if item.label is not None:
         example["label"] = item.label
     example["subject"] = item.subject
     example["clip_id"] = item.key
     example.update(item.extra)
-    return item, example, None, record["num_source_frames"]
+    return item.key, example, None, frames
 
 
 def _skip_entry(error: InputError) -> dict:
@@ -140,73 +134,52 @@ def _skip_entry(error: InputError) -> dict:
 
 
 class BuildReport:
-    """Counts of kept and skipped clips, with the reason and file name of each skipped one, and the
-    preprocessing throughput: source frames of kept clips per second of wall time per worker."""
+    """What a build kept, skipped (with the reason and file name of each), left out by design, and
+    how fast it preprocessed.
+
+    excluded: clips a config leaves out by design, not errors (so not `skipped`, and no reason for
+    `fer-jax build`'s exit status 3): unlabelled CK+ sequences, RAVDESS's audio-only files, ...
+    notes: remarks about kept clips (e.g. a CASME II clip without an apex frame).
+    The throughput is source frames of kept clips per second of wall time per worker process, over
+    the whole pipeline (worker start-up and TFDS's writing included: the rate a build runs at), and
+    per second a worker spent inside the preprocessing (`frames_per_clip_second`, which a remote
+    runner, whose worker count is not known here, reports too).
+    """
 
     def __init__(self):
         self.kept: Counter = Counter()
         self.skipped: list[dict] = []
+        self.excluded: Counter = Counter()
+        self.notes: Counter = Counter()
         self.source_frames: Counter = Counter()  # per split, kept clips only
-        self.core_seconds: Counter = Counter()  # per split: wall seconds x workers
-        self.wall_seconds: Counter = Counter()
+        self.clip_seconds = 0.0  # summed over clips: time inside the preprocessing
+        self.wall_seconds: float | None = None  # of the whole pipeline
+        self.workers: int | None = None  # processes it ran on; None on a remote runner
+        self.runner: str | None = None
 
     def add_skip(self, split: str, error: InputError | dict):
         """Record a skipped clip: its InputError, or `_skip_entry` of one."""
         self.skipped.append({"split": split, **(error if isinstance(error, dict) else _skip_entry(error))})
 
-    def add_throughput(self, split: str, source_frames: int, wall_seconds: float, workers: int):
-        self.source_frames[split] += source_frames
-        self.wall_seconds[split] += wall_seconds
-        self.core_seconds[split] += wall_seconds * workers
-
     def to_dict(self) -> dict:
-        core_seconds = sum(self.core_seconds.values())
         total_frames = sum(self.source_frames.values())
+        core_seconds = self.wall_seconds * self.workers if self.wall_seconds and self.workers else None
         return {
             "kept": dict(self.kept),
             "skipped": len(self.skipped),
             "skipped_by_reason": dict(Counter(s["reason"] for s in self.skipped)),
             "skipped_files": self.skipped,
-            "source_frames": dict(self.source_frames),
-            "wall_seconds": {split: round(s, 3) for split, s in self.wall_seconds.items()},
+            "excluded_by_reason": dict(self.excluded),
+            "notes": dict(self.notes),
+            "source_frames": dict(sorted(self.source_frames.items())),
+            "runner": self.runner,
+            "workers": self.workers,
+            "wall_seconds": round(self.wall_seconds, 3) if self.wall_seconds is not None else None,
             "frames_per_second_per_core": total_frames / core_seconds if core_seconds else None,
+            "frames_per_clip_second": total_frames / self.clip_seconds if self.clip_seconds else None,
         }
 
     def write(self, directory: str | os.PathLike) -> pathlib.Path:
-        path = pathlib.Path(directory) / "build_report.json"
+        path = epath.Path(directory) / "build_report.json"
         path.write_text(json.dumps(self.to_dict(), indent=2))
         return path
-
-
-def generate_clip_examples(
-    items: list[ClipItem], clip: ClipConfig, split: str, report: BuildReport, num_workers: int | None = None
-) -> Iterator[tuple[str, dict]]:
-    """Preprocess `items` in a process pool; yield (key, example); record skipped files and the
-    throughput in `report`. The wall time runs from starting the pool to its last result, so it
-    includes the pool's start-up and whatever the consumer of this generator does in between
-    (TFDS's serialisation): it is the rate a build actually runs at."""
-    num_workers = num_workers or os.cpu_count() or 1
-    start, frames = time.perf_counter(), 0
-    # spawn, not fork: the parent may have started JAX's threads, and forking those can deadlock.
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=context, initializer=_init_worker) as pool:
-        results = pool.map(_process, items, [clip] * len(items), chunksize=4)
-        for item, example, error, source_frames in tqdm.tqdm(
-            results, total=len(items), desc=f"preprocess {split}", unit="clip"
-        ):
-            if error is not None:
-                report.add_skip(split, error)
-                continue
-            report.kept[split] += 1
-            frames += source_frames
-            yield item.key, example
-    report.add_throughput(split, frames, time.perf_counter() - start, num_workers)
-
-
-class WritesBuildReport:
-    """Builder mixin: write `self.report` as build_report.json beside the records, also under
-    `tfds build`, which knows nothing of the report. `_split_generators` must set `self.report`."""
-
-    def _download_and_prepare(self, dl_manager, download_config):
-        super()._download_and_prepare(dl_manager, download_config)
-        self.report.write(self.data_dir)

@@ -38,7 +38,7 @@ def cmd_demo(args) -> int:
 def cmd_build(args) -> int:
     import data_builders
 
-    report = data_builders.build(args.name, args.data_dir, args.manual_dir)
+    report = data_builders.build(args.name, args.data_dir, args.manual_dir, args.runner, args.beam_options)
     if report["already_built"]:
         print(f"{args.name} is already built in {report['data_dir']}")
     else:
@@ -150,6 +150,15 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("name", help="corpus name, optionally with /config, e.g. demo_av/gray64_t8")
     build.add_argument("--manual-dir", default=None, help="folder holding the corpus as its owner ships it")
     build.add_argument("--data-dir", default=None)
+    build.add_argument(
+        "--runner", default="direct", choices=("direct", "dataflow", "flink", "spark"),
+        help="Apache Beam runner of the preprocessing (default: this machine, one worker per core)",
+    )
+    build.add_argument(
+        "--beam-options", default=None, metavar="FLAGS",
+        help="more Beam pipeline flags in one string, e.g. \"--project=P --region=R --temp_location=gs://B/tmp\" "
+        "or \"--direct_num_workers=4\" (see data_builders/README.md)",
+    )
     build.set_defaults(func=cmd_build)
 
     tr = sub.add_parser("train", help="train from an experiment config")

@@ -1,167 +1,21 @@
 """data_builders/afew: the layout and label parsing, the gamma correction of dark clips, and builds
 of the dummy AFEW (owner's layout, with broken files) through `fer-jax build` (exit 3, each bad
 file in build_report.json), `tfds build` and TFDS's builder test case; the records keep the
-official train/validation split (tests/test_experiments.py trains on them).
-
-The helpers of the first section are shared with the SAVEE, RAVDESS and CREMA-D builder tests."""
+official train/validation split (tests/test_experiments.py trains on them)."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import json
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from data_builders import common
 from data_builders.afew import afew_dataset_builder as afew
-from data_builders import one_pool
 from data_builders.afew.make_dummy_data import DARK, GOOD
-from fer_jax.errors import ConfigError, FerJaxError, InputError
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-# ----------------------------------------------------------------------------------------------------
-# Helpers shared with test_builder_savee.py, test_builder_ravdess.py and test_builder_crema_d.py
-
-
-def _fer_jax() -> list[str]:
-    script = pathlib.Path(sys.executable).with_name("fer-jax")  # the console script, as a user runs it
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "fer_jax.cli"]
-
-
-# The installed tfds (4.9.10) entry point imports all its commands, and two of them need packages
-# this environment lacks (convert_format: apache_beam; build_croissant: mlcroissant), so `tfds`
-# itself cannot start here. Its build command, with the same flags and code, runs like this:
-_TFDS_BUILD = (
-    "from absl import app; from tensorflow_datasets.scripts.cli import build, cli_utils; "
-    "app.run(lambda args: args.execute(), flags_parser=cli_utils.make_flags_parser(build.Args, 'tfds build'))"
-)
-
-
-def _tfds_build() -> list[str]:
-    script = pathlib.Path(sys.executable).with_name("tfds")
-    if script.is_file() and all(importlib.util.find_spec(m) for m in ("apache_beam", "mlcroissant")):
-        return [str(script), "build"]
-    return [sys.executable, "-c", _TFDS_BUILD]
-
-
-class Builds:
-    """`fer-jax build NAME` and `tfds build` of the same config from the same dummy corpus, started
-    in the background on entering, each into its own data dir.
-
-    A dummy build spends most of its time starting worker processes (imports, the landmark model),
-    so the two run beside the module's other tests (TFDS's builder test case builds a third time)
-    rather than one after another; a test asks for a build's result when it needs it.
-    """
-
-    def __init__(self, name: str, manual_dir: pathlib.Path, tmp: pathlib.Path):
-        self.name = name
-        self.corpus, self.config = name.split("/")
-        self.fer_jax_dir, self.tfds_dir = tmp / "fer_jax", tmp / "tfds"
-        manual = str(manual_dir)
-        self._commands = {
-            "fer_jax": _fer_jax() + ["build", name, "--manual-dir", manual, "--data-dir", str(self.fer_jax_dir)],
-            "tfds": _tfds_build() + [f"data_builders/{self.corpus}", "--config", self.config, "--manual_dir", manual,
-                                     "--data_dir", str(self.tfds_dir)],
-        }
-        self._logs = {which: tmp / f"{which}.log" for which in self._commands}
-        self._running: dict[str, subprocess.Popen] = {}
-
-    def __enter__(self) -> "Builds":
-        for which, command in self._commands.items():
-            with open(self._logs[which], "w") as log:
-                self._running[which] = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        return self
-
-    def __exit__(self, *exc):
-        for process in self._running.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-
-    def _result(self, which: str, data_dir: pathlib.Path) -> tuple[int, dict]:
-        returncode = self._running[which].wait(timeout=600)
-        reports = list((data_dir / self.corpus / self.config).glob("*/build_report.json"))
-        return returncode, (json.loads(reports[0].read_text()) if reports else {})
-
-    def fer_jax(self) -> tuple[int, dict]:
-        """(exit status, build_report.json) of `fer-jax build`, once it has finished."""
-        return self._result("fer_jax", self.fer_jax_dir)
-
-    def tfds(self) -> tuple[int, dict]:
-        """(exit status, build_report.json) of `tfds build`, once it has finished."""
-        return self._result("tfds", self.tfds_dir)
-
-    def log(self, which: str) -> str:
-        return self._logs[which].read_text()[-4000:]
-
-
-def relative(path: str) -> str:
-    """A path from a build report, relative to the repository."""
-    return pathlib.Path(path).resolve().relative_to(ROOT).as_posix()
-
-
-def text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def records(name: str, data_dir, split: str) -> list[dict]:
-    return list(tfds.data_source(name, split=split, data_dir=str(data_dir), download=False))
-
-
-# ----------------------------------------------------------------------------------------------------
-# data_builders/afew/one_pool.py: one pool for all splits, each split's examples dealt to its generator
-
-
-def _fake_pool(items, clip, split, report, num_workers=None):
-    """generate_clip_examples without processes: an item labelled None fails, the others pass."""
-    for item in items:
-        if item.label is None:
-            report.add_skip(split, {"path": item.path, "reason": "broken", "message": f"{item.path}: broken"})
-            continue
-        report.kept[split] += 1
-        yield item.key, {"clip_id": item.key}
-    report.add_throughput(split, 5 * len(items), 2.0, 1)
-
-
-def _items(spec: dict[str, str]) -> dict:
-    """{"A": "+-"} -> {"A": [a good clip A0, a broken clip A1]}."""
-    return {split: [common.ClipItem(f"{split}{i}", f"{split}{i}.avi", 0 if c == "+" else None, "s")
-                    for i, c in enumerate(marks)] for split, marks in spec.items()}
-
-
-@pytest.fixture
-def fake_pool(monkeypatch):
-    monkeypatch.setattr(common, "generate_clip_examples", _fake_pool)
-
-
-@pytest.mark.parametrize("order", [("A", "B", "C"), ("C", "A", "B")])  # TFDS's order, and another
-def test_one_pool_deals_each_split_its_clips_and_books_skips_to_their_split(fake_pool, order):
-    report = one_pool.CorpusReport()
-    generators = one_pool.split_generators(_items({"A": "+-", "B": "-+-", "C": "-+", "D": ""}), None, report)
-    assert list(generators) == ["A", "B", "C"]  # a split without clips is left out
-    got = {split: [key for key, _ in generators[split]] for split in order}
-    assert got == {"A": ["A0"], "B": ["B1"], "C": ["C1"]}
-    assert report.kept == {"A": 1, "B": 1, "C": 1}
-    assert [(s["split"], s["path"]) for s in report.skipped] == [("A", "A1.avi"), ("B", "B0.avi"), ("B", "B2.avi"),
-                                                                 ("C", "C0.avi")]
-    assert report.to_dict()["source_frames"] == {"all": 35} and report.to_dict()["excluded_by_reason"] == {}
-
-
-def test_one_pool_names_a_split_whose_every_clip_failed(fake_pool):
-    generators = one_pool.split_generators(_items({"A": "--", "B": "+"}), None, one_pool.CorpusReport())
-    with pytest.raises(FerJaxError, match=r"split A: every clip was skipped \(\{'broken': 2\}\)"):
-        list(generators["A"])
-    with pytest.raises(ValueError, match="'A0' appears twice"):
-        one_pool.split_generators({"A": _items({"A": "+"})["A"], "B": _items({"A": "+"})["A"]}, None,
-                                  one_pool.CorpusReport())
-
+from fer_jax.errors import ConfigError, InputError
+from helpers.builds import ROOT, Builds, records, relative, text
 
 # ----------------------------------------------------------------------------------------------------
 # AFEW

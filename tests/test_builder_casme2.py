@@ -17,9 +17,9 @@ import tensorflow_datasets as tfds
 from data_builders.casme2 import casme2_dataset_builder as casme2
 from data_builders.casme2 import sheet
 from data_builders.casme2.make_dummy_data import GOOD, HEADER, write_xlsx
-from data_builders.ck_plus.pooled import CorpusReport
+from data_builders.common import BuildReport
 from fer_jax.errors import InputError
-from test_builder_ck_plus import ROOT, build_report, fer_jax_build, relative, subjects_of, tfds_build, train_two_steps
+from helpers.builds import ROOT, build_report, fer_jax_build, relative, subjects_of, tfds_build, train_two_steps
 
 DUMMY = ROOT / "data_builders" / "casme2" / "dummy_data"
 KEPT = {"sub01": 3, "sub02": 2, "sub03": 2}
@@ -95,19 +95,19 @@ def _frames(tmp_path, clip: str, numbers) -> pathlib.Path:
 def test_rows_that_cannot_be_a_clip_are_named(tmp_path, row, detail):
     frames_root = _frames(tmp_path, "sub01/EP02_01f", (46, 47, 48, 49, 50, 51, 53, 54, 55))  # img52 is missing
     good = {"subject": "1", "filename": "EP02_01f", "onset": "46", "apex": "51", "offset": "55", "emotion": "happiness"}
-    item = casme2.clip_item(frames_root, "sheet:row 2", good, CorpusReport())
+    item = casme2.clip_item(frames_root, "sheet:row 2", good, BuildReport())
     assert item.key == "sub01/EP02_01f" and item.subject == "sub01" and item.label == 0
     assert [pathlib.Path(p).name for p in item.path] == [f"img{n}.jpg" for n in range(46, 52)]
     assert item.extra == {"onset": 46, "apex": 51, "offset": 55}
     with pytest.raises(InputError, match=detail):
-        casme2.clip_item(frames_root, "sheet:row 2", {**good, **row}, CorpusReport())
+        casme2.clip_item(frames_root, "sheet:row 2", {**good, **row}, BuildReport())
 
 
 def test_apex_not_coded_is_the_middle_frame_and_other_classes_are_left_out(tmp_path):
     """The public protocol for CASME II's 21 rows without an apex: apex = (onset + offset) // 2, and
     the clip is onset -> that apex, not onset -> offset (which would add the expression's fall)."""
     frames_root = _frames(tmp_path, "sub02/EP01_11f", range(21, 31))
-    report = CorpusReport()
+    report = BuildReport()
     row = {"subject": "02", "filename": "EP01_11f", "onset": "21", "apex": "/", "offset": "30", "emotion": "Surprise"}
     item = casme2.clip_item(frames_root, "sheet:row 3", row, report)
     assert [pathlib.Path(p).name for p in item.path] == [f"img{n}.jpg" for n in range(21, 26)]
@@ -121,7 +121,7 @@ def test_an_offset_that_cannot_be_one_is_the_rise_mirrored(tmp_path, offset):
     """An OffsetFrame of 0, "/" or before the apex (a typo in the sheet): offset = apex + (apex -
     onset), capped at the clip's last frame, as public code corrects it; the clip is kept."""
     frames_root = _frames(tmp_path, "sub01/EP02_01f", range(46, 56))
-    report = CorpusReport()
+    report = BuildReport()
     row = {"subject": "1", "filename": "EP02_01f", "onset": "46", "apex": "49", "offset": offset, "emotion": "happiness"}
     item = casme2.clip_item(frames_root, "sheet:row 2", row, report)
     assert item.extra == {"onset": 46, "apex": 49, "offset": 52} and len(item.path) == 4

@@ -4,125 +4,28 @@ in build_report.json), `tfds build` and TFDS's builder test case; the records op
 tfds.data_source, folds are subject-disjoint, nine folds read as one split
 (tests/test_experiments.py trains on them).
 
-The helpers `fer_jax_build`, `tfds_build` and `train_two_steps` are shared with the MMI and CASME II
-builder tests."""
+The `fer-jax build` runs on Beam's DirectRunner in multi_processing mode with two workers, and the
+`tfds build` with --beam_pipeline_options saying the same."""
 
 from __future__ import annotations
 
 import json
 import pathlib
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from data_builders import common
 from data_builders.ck_plus import ck_plus_dataset_builder as ck
 from fer_jax.errors import InputError
+from helpers.builds import MULTI_PROCESSING, ROOT, build_report, fer_jax_build, relative, subjects_of, tfds_build
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 DUMMY = ROOT / "data_builders" / "ck_plus" / "dummy_data"
-FER_JAX = pathlib.Path(sys.executable).parent / "fer-jax"  # the console script of this environment
 # fold0: S005's two sequences and the contempt S035
 GOOD_KEPT = {"fold0": 3, **{f"fold{f}": 1 for f in range(1, 10)}}
 PUBLISHED_FOLDS = ROOT / "data_builders" / "ck_plus" / "emotion_fan_folds.json"
-
-
-# ----------------------------------------------------------------------------------------------------
-# Helpers shared with test_builder_mmi.py and test_builder_casme2.py
-
-
-class BackgroundBuild:
-    """A build command started now and awaited later, so that the slow builds of a test file run
-    beside each other and beside the tests that need neither (on a busy machine each process gets
-    its own share of the cores). Output goes to files, not pipes, so a chatty build cannot block."""
-
-    def __init__(self, command: list[str], log_dir: pathlib.Path):
-        self.command = command
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self._out, self._err = (open(log_dir / name, "w+") for name in ("stdout.txt", "stderr.txt"))
-        self._process = subprocess.Popen(command, cwd=ROOT, stdout=self._out, stderr=self._err, text=True)
-        self._done: subprocess.CompletedProcess | None = None
-
-    def result(self, timeout: float = 600) -> subprocess.CompletedProcess:
-        if self._done is None:
-            returncode = self._process.wait(timeout)
-            outputs = []
-            for f in (self._out, self._err):
-                f.seek(0)
-                outputs.append(f.read())
-                f.close()
-            self._done = subprocess.CompletedProcess(self.command, returncode, *outputs)
-        return self._done
-
-    def stop(self):
-        if self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
-        for f in (self._out, self._err):
-            f.close()
-
-
-def fer_jax_build(name: str, manual_dir: pathlib.Path, data_dir: pathlib.Path) -> BackgroundBuild:
-    """Start `fer-jax build NAME --manual-dir ... --data-dir ...`."""
-    command = [str(FER_JAX), "build", name, "--manual-dir", str(manual_dir), "--data-dir", str(data_dir)]
-    return BackgroundBuild(command, data_dir / "logs")
-
-
-def build_report(name: str, data_dir: pathlib.Path) -> dict:
-    """build_report.json of a `fer-jax build` of NAME into data_dir."""
-    corpus, config = name.split("/")
-    (report,) = (data_dir / corpus / config).glob("*/build_report.json")
-    return json.loads(report.read_text())
-
-
-# `tfds build` through the CLI's build command: the installed tfds (4.9.10) entry point also imports
-# its convert_format command, which needs apache_beam (not installed), so `.venv/bin/tfds` cannot
-# start; the build command itself, with the same flags, is what `tfds build` runs.
-_TFDS_BUILD = (
-    "from absl import app; from tensorflow_datasets.scripts.cli import build, cli_utils; "
-    "app.run(lambda args: args.execute(), flags_parser=cli_utils.make_flags_parser(build.Args, 'tfds build'))"
-)
-
-
-def tfds_build(corpus: str, config: str, manual_dir: pathlib.Path, data_dir: pathlib.Path) -> BackgroundBuild:
-    """Start `tfds build data_builders/<corpus> --config ... --manual_dir ... --data_dir ...` (the
-    builders write array_record files unless told otherwise)."""
-    flags = [f"data_builders/{corpus}", "--config", config]
-    flags += ["--manual_dir", str(manual_dir), "--data_dir", str(data_dir)]
-    return BackgroundBuild([sys.executable, "-c", _TFDS_BUILD, *flags], data_dir / "logs")
-
-
-def relative(path: str) -> str:
-    return pathlib.Path(path).resolve().relative_to(ROOT).as_posix()
-
-
-def subjects_of(name: str, data_dir, split: str) -> set[str]:
-    source = tfds.data_source(name, split=split, data_dir=str(data_dir), download=False)
-    return {r["subject"].decode() if isinstance(r["subject"], bytes) else r["subject"] for r in source}
-
-
-def train_two_steps(name: str, data_dir, train_split: str, val_split: str, num_classes: int, workdir) -> dict:
-    """Two steps of the trainer on the records with a tiny 3D-CNN + ConvLSTM (as tests/test_train.py's)."""
-    import jax
-
-    from fer_jax.config import AugmentConfig, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
-    from fer_jax.train.loop import train
-
-    config = ExperimentConfig(
-        name=name.replace("/", "_"),
-        workdir=str(workdir),
-        data=DataConfig(dataset=name, data_dir=str(data_dir), train_split=train_split, val_split=val_split,
-                        num_classes=num_classes, frames=8, size=64, global_batch_size=4, eval_batch_size=4),
-        model=ModelConfig(kwargs={"frames": 8, "size": 64, "conv_features": [4, 8, 8], "convlstm_filters": 4}),
-        augment=AugmentConfig(),
-        train=TrainConfig(learning_rate=3e-3, max_steps=2, log_every_steps=1),
-    )
-    with jax.default_prng_impl("rbg"):  # rbg keys compile to less code; the records are under test
-        results, _ = train(config)
-    return results
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -148,7 +51,7 @@ def test_folds_reproduce_emotion_fans_published_list(tmp_path):
         labels = tmp_path / ck.EMOTION_DIR / key
         labels.mkdir(parents=True)
         (labels / f"{key.replace('/', '_')}_00000010_emotion.txt").write_text("   1.0000000e+00\n")
-    report = ck.pooled.CorpusReport()
+    report = common.BuildReport()
     items = ck.find_sequences(tmp_path, ck.CLASSES_7, report)
     assert report.skipped == [] and not report.excluded
     assert [sorted(item.key for item in items[f"fold{f}"]) for f in range(10)] == published
@@ -217,8 +120,10 @@ def builds(tmp_path_factory):
     """The two command-line builds of this file, started by the first test that needs them (the
     TFDS builder test case, so that they run while it builds in-process)."""
     started = {
-        "fer_jax": fer_jax_build("ck_plus/gray64_t8", DUMMY, tmp_path_factory.mktemp("fer_jax_build")),
-        "tfds": tfds_build("ck_plus", "gray64_t8_6class", DUMMY, tmp_path_factory.mktemp("tfds_build")),
+        "fer_jax": fer_jax_build("ck_plus/gray64_t8", DUMMY, tmp_path_factory.mktemp("fer_jax_build"),
+                                 "--runner", "direct", f"--beam-options={MULTI_PROCESSING}"),
+        "tfds": tfds_build("ck_plus", "gray64_t8_6class", DUMMY, tmp_path_factory.mktemp("tfds_build"),
+                           f"--beam_pipeline_options={MULTI_PROCESSING}"),
     }
     yield started
     for build in started.values():
@@ -234,6 +139,9 @@ def built(builds):
 
 
 def test_fer_jax_build_exits_3_and_reports_each_bad_file(built):
+    """Built by Beam's DirectRunner in two worker processes: the files the preprocessing rejects
+    (a zero-byte frame, a sequence without a face) are reported with their reasons, like the
+    label problems found while listing, and every good sequence is kept."""
     _, done, report = built
     assert done.returncode == 3, done.stderr[-3000:]
     assert report["kept"] == GOOD_KEPT
@@ -249,7 +157,8 @@ def test_fer_jax_build_exits_3_and_reports_each_bad_file(built):
     }
     assert report["skipped"] == 6 and "skipped 2 (bad_label)" in done.stdout
     assert report["excluded_by_reason"] == {"unlabelled": 1}  # S037/001 has no emotion file
-    assert report["source_frames"] == {"all": 12 * 6} and report["frames_per_second_per_core"] > 0
+    assert report["source_frames"] == {"fold0": 3 * 6, **{f"fold{f}": 6 for f in range(1, 10)}}
+    assert report["runner"] == "DirectRunner" and report["workers"] == 2 and report["frames_per_second_per_core"] > 0
 
 
 def test_folds_are_subject_disjoint_in_the_records(built):

@@ -1,6 +1,7 @@
-"""data_builders.common: record features follow the ClipConfig, builders attach extra fields, and
-the build report counts skips and throughput. A tiny corpus of image-sequence, in-memory and
-broken clips is built through TFDS into array_record files and read back."""
+"""data_builders.common and data_builders.base: record features follow the ClipConfig, builders
+attach extra fields, and the build report counts skips and throughput. A tiny corpus of
+image-sequence, in-memory and broken clips is built by a `ClipCorpusBuilder` (TFDS running its Beam
+pipeline on the DirectRunner) into array_record files and read back."""
 
 import cv2
 import numpy as np
@@ -9,17 +10,9 @@ import skimage.data
 import tensorflow_datasets as tfds
 
 from data_builders import common
+from fer_jax.errors import FerJaxError
 from fer_jax.preprocess import clip
-
-CLASSES = ["calm", "surprise"]
-CONFIG = clip.ClipConfig(
-    need_audio=False, size=32, variable_length=True, max_frames=6, store_frame_indices=True, lemhi=True
-)
-EXTRA = {
-    "apex": tfds.features.Scalar(dtype=np.int32),
-    "valence": tfds.features.Tensor(shape=(None,), dtype=np.float32),
-}
-
+from helpers.tiny_faces import CLASSES, CONFIG, TinyFaces
 
 def _face_frames(num):
     image = skimage.data.astronaut()
@@ -47,26 +40,10 @@ def _items(folder):
     ]
 
 
-class TinyFacesForCommonTest(tfds.core.GeneratorBasedBuilder):
-    VERSION = tfds.core.Version("1.0.0")
-    ITEMS: list = []
-
-    def _info(self):
-        features = common.clip_features(CONFIG, CLASSES, extra_features=EXTRA)
-        return tfds.core.DatasetInfo(builder=self, features=features)
-
-    def _split_generators(self, dl_manager):
-        self.report = common.BuildReport()
-        return {"train": self._generate_examples()}
-
-    def _generate_examples(self):
-        yield from common.generate_clip_examples(self.ITEMS, CONFIG, "train", self.report, num_workers=1)
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    TinyFacesForCommonTest.ITEMS = _items(tmp_path_factory.mktemp("raw"))
-    builder = TinyFacesForCommonTest(data_dir=str(tmp_path_factory.mktemp("tfds")), file_format="array_record")
+    TinyFaces.ITEMS = {"train": _items(tmp_path_factory.mktemp("raw"))}
+    builder = TinyFaces(data_dir=str(tmp_path_factory.mktemp("tfds")))
     builder.download_and_prepare()
     return builder
 
@@ -87,7 +64,7 @@ def test_records_hold_every_enabled_output_and_the_extras(built):
     np.testing.assert_array_equal(seq["valence"], np.array([0.1, 0.3, 0.2], np.float32))
     assert mem["valence"].shape == (0,)
     # The stored clip is what process_clip gives for that folder.
-    direct = clip.process_clip(str(TinyFacesForCommonTest.ITEMS[0].path), CONFIG)
+    direct = clip.process_clip(str(TinyFaces.ITEMS["train"][0].path), CONFIG)
     np.testing.assert_array_equal(seq["frames"], direct["frames"])
     np.testing.assert_array_equal(seq["lemhi"], direct["lemhi"])
 
@@ -98,8 +75,32 @@ def test_report_counts_skips_and_throughput(built):
     assert report["skipped_by_reason"] == {"no_face": 1, "missing": 1}
     assert {s["path"].rsplit("/", 1)[-1] for s in report["skipped_files"]} == {"blank", "gone.mp4"}
     assert report["source_frames"] == {"train": 4 + 8}  # kept clips' frames
-    # 12 frames over the wall time of one worker (pool start-up included): positive and finite.
-    assert 0 < report["frames_per_second_per_core"] == pytest.approx(12 / report["wall_seconds"]["train"], rel=0.01)
+    assert report["runner"] == "DirectRunner" and report["workers"] == 1  # 4 clips: no worker processes
+    # 12 frames over the wall time of the one process (TFDS's writing included): positive and finite;
+    # the rate inside the preprocessing is higher.
+    assert 0 < report["frames_per_second_per_core"] == pytest.approx(12 / report["wall_seconds"], rel=0.01)
+    assert report["frames_per_clip_second"] > report["frames_per_second_per_core"]
+    assert json_report(built) == report  # build_report.json beside the records says the same
+
+
+def json_report(builder) -> dict:
+    import json
+    import pathlib
+
+    return json.loads((pathlib.Path(builder.data_dir) / "build_report.json").read_text())
+
+
+def test_a_split_whose_every_clip_is_skipped_stops_the_build(tmp_path):
+    """TFDS cannot write an empty split: the build stops, naming the split and the reasons."""
+    good, *_, gone = _items(tmp_path / "raw")
+    lost = common.ClipItem("lost", str(tmp_path / "lost.mp4"), 0, "s5")
+    TinyFaces.ITEMS = {"train": [good], "validation": [gone, lost]}
+    builder = TinyFaces(data_dir=str(tmp_path / "tfds"))
+    with pytest.raises(FerJaxError, match=r"split validation: every clip was skipped \(\{'missing': 2\}\)"):
+        builder.download_and_prepare()
+    TinyFaces.ITEMS = {"train": [good, good]}
+    with pytest.raises(ValueError, match="'seq' appears twice in split train"):
+        TinyFaces(data_dir=str(tmp_path / "tfds2")).download_and_prepare()
 
 
 def test_default_features_are_the_original_layout():
@@ -125,7 +126,7 @@ def test_audio_features_encode_as_declared(tmp_path):
 
     config = clip.ClipConfig(num_frames=3, audio_features=clip.AUDIO_FEATURES, store_frame_indices=True)
     item = common.ClipItem("a", str(_write(tmp_path / "a.mp4")), None, "s9")
-    _, example, error, source_frames = common._process(item, config)
+    _, example, error, source_frames = common.preprocess_item(item, config)
     assert error is None and source_frames == 20 and "label" not in example
     features = common.clip_features(config, None)
     assert set(example) == set(features)

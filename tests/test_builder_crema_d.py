@@ -21,7 +21,7 @@ from data_builders.crema_d.make_dummy_data import GOOD
 from fer_jax.errors import ConfigError, InputError
 from fer_jax.preprocess import clip as clip_lib
 from fer_jax.preprocess import video
-from test_builder_afew import Builds, records, relative, text
+from helpers.builds import Builds, records, relative, text
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DUMMY = ROOT / "data_builders" / "crema_d" / "dummy_data"
@@ -149,7 +149,7 @@ def test_a_video_without_sound_takes_it_from_audio_wav(tmp_path):
     shutil.copy(DUMMY / "AudioWAV" / f"{voiced}.wav", tmp_path / "AudioWAV" / f"{stem}.wav")
     items = {item.key: item for fold in crema.find_clips(tmp_path, None).values() for item in fold}
     config = crema.Builder.builder_configs["gray64_t8"].clip
-    _, example, skip, _ = common._process(items[f"{stem}.flv"], config)
+    _, example, skip, _ = common.preprocess_item(items[f"{stem}.flv"], config)
     assert skip is None
     from_wav = clip_lib.audio_outputs(video.read_audio(tmp_path / "AudioWAV" / f"{stem}.wav", config.sample_rate), config)
     np.testing.assert_array_equal(example["log_mel"], from_wav["log_mel"])

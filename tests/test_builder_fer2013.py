@@ -206,15 +206,15 @@ def test_aligned_config_realigns_faces_and_skips_faceless_images(tmp_path):
     face, not_face = by_line[2], by_line[2 + make_dummy_data.NUM_LFW_FACES + 1]  # an LFW face, a non-face patch
     items = [common.ClipItem(f"line{r.line}", f"fer2013.csv:line {r.line}", r.label, "unknown", frames=r.image[None])
              for r in (face, not_face)]
-    _, example, error, _ = common._process(items[0], config)
+    _, example, error, _ = common.preprocess_item(items[0], config)
     assert error is None and example["frames"].shape == (1, 64, 64, 1)
     assert np.isfinite(example["landmarks"]).all() and example["landmarks"].shape == (1, 68, 2)
     # The eyes land near their canonical spots of a 64 px crop (the alignment did run).
     eyes = example["landmarks"][0, 36:48].reshape(2, 6, 2).mean(1)
     assert abs(eyes[0, 1] - eyes[1, 1]) < 3 and 15 < eyes[1, 0] - eyes[0, 0] < 40
-    _, example, error, _ = common._process(items[1], config)
+    _, example, error, _ = common.preprocess_item(items[1], config)
     assert example is None and error["reason"] == "no_face" and error["path"].endswith(f":line {not_face.line}")
     # The aligned records' layout (what the builder declares) accepts the example plus its "image".
-    _, example, _, _ = common._process(items[0], config)
+    _, example, _, _ = common.preprocess_item(items[0], config)
     builder = fer2013_dataset_builder.Builder(data_dir=str(tmp_path), config="aligned64")
     builder.info.features.encode_example({**example, "image": example["frames"][-1]})

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from data_builders.ck_plus.pooled import CorpusReport
+from data_builders.common import BuildReport
 from data_builders.mmi import mmi_dataset_builder as mmi
 from data_builders.mmi.window import VideoWindow
 from fer_jax.errors import InputError
 from fer_jax.preprocess.sources import VideoFile
-from test_builder_ck_plus import ROOT, build_report, fer_jax_build, relative, subjects_of, tfds_build, train_two_steps
+from helpers.builds import ROOT, build_report, fer_jax_build, relative, subjects_of, tfds_build, train_two_steps
 
 DUMMY = ROOT / "data_builders" / "mmi" / "dummy_data"
 SESSIONS = DUMMY / "Sessions"
@@ -102,7 +102,7 @@ def test_dual_view_sessions_and_frontal_ones_without_timing_are_kept():
     """As public code reads MMI: view-2 (both cameras) emotion sessions are kept with their timing,
     view-0 ones without -oao_aucs.xml whole (no timing) and turned a quarter turn clockwise;
     profile-only (view 1) sessions are left out."""
-    report = CorpusReport()
+    report = BuildReport()
     fold0 = {item.key: item for item in mmi.find_clips(DUMMY, report)["fold0"]}
     assert sorted(fold0) == ["110/S010-001", "305/S020-002", "401/S030-001"]
     assert fold0["401/S030-001"].path == VideoWindow(str(SESSIONS / "401" / "S030-001.avi"), 0, 6)
@@ -114,7 +114,7 @@ def test_dual_view_sessions_and_frontal_ones_without_timing_are_kept():
 
 
 def test_frontal_only_keeps_view_0_sessions_with_facs_timing():
-    report = CorpusReport()
+    report = BuildReport()
     items = mmi.find_clips(DUMMY, report, frontal_only=True)
     assert [item.key for item in items["fold0"]] == ["110/S010-001"]
     assert report.excluded == {"no_emotion_label": 1, "view_1": 1, "no_video": 1, "view_2": 1, "no_facs_timing": 1}

@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 
 from data_builders.ravdess import ravdess_dataset_builder as ravdess
 from fer_jax.errors import ConfigError, InputError
-from test_builder_afew import Builds, relative, text
+from helpers.builds import Builds, relative, text
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DUMMY = ROOT / "data_builders" / "ravdess" / "dummy_data"

@@ -12,10 +12,11 @@ import pathlib
 import pytest
 import tensorflow_datasets as tfds
 
+from data_builders import common
 from data_builders.savee import savee_dataset_builder as savee
 from data_builders.savee.make_dummy_data import GOOD, in_random_test
 from fer_jax.errors import ConfigError, InputError
-from test_builder_afew import Builds, records, relative, text
+from helpers.builds import Builds, records, relative, text
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DUMMY = ROOT / "data_builders" / "savee" / "dummy_data"
@@ -66,23 +67,23 @@ def test_every_clip_named_as_the_owner_names_it_is_kept(tmp_path):
         path = tmp_path / savee.CLIP_FOLDER / speaker / f"{code}{number}.avi"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
-    report = savee.one_pool.CorpusReport()
+    report = common.BuildReport()
     items = savee.find_clips(tmp_path, report)
     assert [(pathlib.Path(s["path"]).name, s["reason"]) for s in report.skipped] == []
     assert [len(items[f"fold{k}"]) for k in range(4)] == [120] * 4
     assert len(items["train"]) == 384 and len(items["test"]) == 96
     test = {savee.parse_name(item.path) for item in items["test"]}
     assert {(s, savee.CODES[label], n) for s, label, n in test} == savee.RANDOM_TEST
-    assert sorted(item.key for item in items["fold0"])[:2] == ["fold:DC/a1", "fold:DC/a10"]
+    assert sorted(item.key for item in items["fold0"])[:2] == ["DC/a1", "DC/a10"]  # keys are clip ids, one per split
 
 
 def test_a_clip_present_padded_and_unpadded_is_kept_once(tmp_path):
     for name in ("a1.avi", "a01.avi", "a2.avi"):
         (tmp_path / savee.CLIP_FOLDER / "DC").mkdir(parents=True, exist_ok=True)
         (tmp_path / savee.CLIP_FOLDER / "DC" / name).touch()
-    report = savee.one_pool.CorpusReport()
+    report = common.BuildReport()
     items = savee.find_clips(tmp_path, report)
-    assert sorted(item.key for item in items["fold0"]) == ["fold:DC/a1", "fold:DC/a2"]
+    assert sorted(item.key for item in items["fold0"]) == ["DC/a1", "DC/a2"]
     assert [(pathlib.Path(s["path"]).name, s["reason"]) for s in report.skipped] == [("a1.avi", "duplicate")]
 
 

@@ -7,10 +7,7 @@ import json
 import pathlib
 import pickle
 import shutil
-import subprocess
-import sys
 import tracemalloc
-from unittest import mock
 
 import av
 import numpy as np
@@ -22,6 +19,7 @@ from data_builders.send import layout, send_dataset_builder, timed_frames
 from fer_jax import cli
 from fer_jax.errors import ConfigError, InputError
 from fer_jax.preprocess import clip as clip_lib
+from helpers.builds import MULTI_PROCESSING, tfds_build
 
 DUMMY = pathlib.Path(send_dataset_builder.__file__).parent / "dummy_data"
 KEPT = {"train": 3, "validation": 1, "test": 1}
@@ -189,31 +187,9 @@ def test_audio_starts_with_the_first_step(tmp_path):
 # ---------------------------------------------------------------------------------------------------
 # The dummy corpus, built
 #
-# Most builds here preprocess in this process instead of common.generate_clip_examples' pool of
-# spawned workers: each split's pool costs seconds of imports per worker, which is most of a
-# dummy build. What the pool adds, clips crossing to another process, is tested by pickling an
-# item below, and end to end by the (slow) `tfds build` test, which keeps the real pool.
-
-
-class _InProcessPool:
-    """Stands in for ProcessPoolExecutor: the same initializer, then a lazy map in this process."""
-
-    def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=()):
-        if initializer is not None:
-            initializer(*initargs)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def map(self, fn, *iterables, chunksize=1):
-        return map(fn, *iterables)
-
-
-def _in_process_pool():
-    return mock.patch.object(common.concurrent.futures, "ProcessPoolExecutor", _InProcessPool)
+# The dummy corpus has five videos: the base preprocesses them in this process (Beam's DirectRunner
+# in_memory mode); that an item crosses to a worker process is tested by pickling one below, and
+# multi-process builds in test_builder_ck_plus.py.
 
 
 class SendTest(tfds.testing.DatasetBuilderTestCase):
@@ -228,12 +204,6 @@ class SendTest(tfds.testing.DatasetBuilderTestCase):
     ]
     SPLITS = KEPT
 
-    def setUp(self):
-        super().setUp()
-        pool = _in_process_pool()
-        pool.start()
-        self.patchers.append(pool)  # stopped in tearDown
-
     def _make_builder(self, config=None):
         return self.dataset_class(data_dir=self.tmp_dir, config=config, version=self.VERSION, file_format="tfrecord")
 
@@ -242,18 +212,17 @@ class SendTest(tfds.testing.DatasetBuilderTestCase):
 def built(tmp_path_factory):
     """(data_dir, fer-jax build exit status) of the dummy SEND built with the fer-jax CLI."""
     data_dir = tmp_path_factory.mktemp("tfds")
-    with _in_process_pool():
-        status = cli.main(["build", "send/gray64_2hz", "--manual-dir", str(DUMMY), "--data-dir", str(data_dir)])
+    status = cli.main(["build", "send/gray64_2hz", "--manual-dir", str(DUMMY), "--data-dir", str(data_dir)])
     return data_dir, status
 
 
 def test_videos_rated_past_max_steps_are_cut_and_reported(tmp_path):
     builder = send_dataset_builder.Builder(data_dir=str(tmp_path))
-    builder.report = send_dataset_builder.SendBuildReport()
+    report = send_dataset_builder.SendBuildReport()
     n = STEPS + 40
     ratings = layout.Ratings(0.5 * np.arange(1, n + 1), np.linspace(-1, 1, n).astype(np.float32))
-    item = builder._item(layout.SendVideo("test", "ID9_vid1", "ID9", "test/ID9_vid1.mp4", ratings))
-    assert builder.report.to_dict()["truncated"] == [
+    item = builder._item(layout.SendVideo("test", "ID9_vid1", "ID9", "test/ID9_vid1.mp4", ratings), report)
+    assert report.to_dict()["truncated"] == [
         {"split": "test", "path": "test/ID9_vid1.mp4", "steps": n, "kept_steps": STEPS}
     ]
     assert item.extra["valence_mask"].all() and item.extra["valence"].shape == (STEPS,)
@@ -267,12 +236,13 @@ def test_items_cross_to_worker_processes(tmp_path):
     needs, and the copy preprocesses to the same record."""
     builder = send_dataset_builder.Builder(data_dir=str(tmp_path))
     (video,) = [v for v in layout.scan(str(DUMMY)).videos if v.key == "ID201_vid1"]
-    builder.report = send_dataset_builder.SendBuildReport()
-    item = builder._item(video)
+    item = builder._item(video, send_dataset_builder.SendBuildReport())
     copy = pickle.loads(pickle.dumps(item))
     assert (copy.key, copy.subject, copy.path.times) == (item.key, item.subject, item.path.times)
     config = clip_lib.ClipConfig(variable_length=True, max_frames=STEPS, need_audio=False)
-    np.testing.assert_array_equal(common._process(copy, config)[1]["frames"], common._process(item, config)[1]["frames"])
+    np.testing.assert_array_equal(
+        common.preprocess_item(copy, config)[1]["frames"], common.preprocess_item(item, config)[1]["frames"]
+    )
 
 
 def _records(data_dir, split):
@@ -339,8 +309,7 @@ def test_clips_without_video_are_excluded_by_design_and_the_build_exits_0(tmp_pa
     for rel in ("ratings/train/observer_EWE/results_105_1.csv", "ratings/test/observer_EWE/results_303_1.csv"):
         shutil.copy(DUMMY / rel, corpus / rel)
     data_dir = tmp_path / "tfds"
-    with _in_process_pool():
-        status = cli.main(["build", "send/gray64_2hz", "--manual-dir", str(corpus), "--data-dir", str(data_dir)])
+    status = cli.main(["build", "send/gray64_2hz", "--manual-dir", str(corpus), "--data-dir", str(data_dir)])
     report = json.loads((data_dir / "send" / "gray64_2hz" / "1.1.0" / "build_report.json").read_text())
     assert report["skipped_files"] == [] and report["excluded_by_reason"] == WITHHELD
     assert status == 0 and report["kept"] == {"train": 1, "validation": 1, "test": 1}
@@ -356,16 +325,9 @@ def test_splits_are_the_official_subject_disjoint_partitions(built):
 
 @pytest.mark.slow
 def test_tfds_build_command_builds_the_folder(tmp_path):
-    """`tfds build data_builders/send --manual_dir ... --data_dir ...`, through the CLI's `build`
-    command (the `tfds` entry point also imports convert_format, which needs apache_beam), with the
-    real pool of spawned workers."""
-    runner = (
-        "from absl import app; from tensorflow_datasets.scripts.cli import build, cli_utils; "
-        "app.run(lambda args: args.execute(), flags_parser=cli_utils.make_flags_parser(build.Args, 'tfds build'))"
-    )
-    root = pathlib.Path(__file__).parents[1]
-    command = [sys.executable, "-c", runner, "data_builders/send", "--manual_dir", str(DUMMY), "--data_dir", str(tmp_path)]
-    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    """`tfds build data_builders/send --manual_dir ... --data_dir ...` on Beam's DirectRunner with
+    two worker processes."""
+    done = tfds_build("send", "gray64_2hz", DUMMY, tmp_path, f"--beam_pipeline_options={MULTI_PROCESSING}").result()
     assert done.returncode == 0, done.stderr[-3000:]
     built = tmp_path / "send" / "gray64_2hz" / "1.1.0"
     report = json.loads((built / "build_report.json").read_text())  # written by the builder itself

@@ -26,7 +26,7 @@ from data_builders.ck_plus import ck_plus_dataset_builder as ck_plus
 from data_builders.crema_d import crema_d_dataset_builder as crema_d
 from data_builders.fer2013 import parse as fer2013
 from data_builders.mmi import mmi_dataset_builder as mmi
-from data_builders.one_pool import CorpusReport
+from data_builders.common import BuildReport as CorpusReport
 from data_builders.ravdess import ravdess_dataset_builder as ravdess
 from data_builders.savee import savee_dataset_builder as savee
 from data_builders.send import layout as send

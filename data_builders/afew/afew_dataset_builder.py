@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import pathlib
 
-import tensorflow_datasets as tfds
 
-from data_builders import common
-from data_builders import one_pool
+from data_builders import base, common
 from fer_jax.errors import ConfigError, InputError
 from fer_jax.preprocess.clip import ClipConfig
 
@@ -38,12 +36,6 @@ _AUDIO_SECONDS = 3.0  # AFEW clips last 0.3-5.4 s, most 1-3 s
 
 def _afew_clip(**kwargs) -> ClipConfig:
     return ClipConfig(gamma=GAMMA, gamma_if_dark_below=DARK_LUMA, **kwargs)
-
-
-class AfewConfig(tfds.core.BuilderConfig):
-    def __init__(self, *, clip: ClipConfig, **kwargs):
-        super().__init__(**kwargs)
-        self.clip = clip
 
 
 def split_folder(root: pathlib.Path, split: str) -> pathlib.Path:
@@ -63,7 +55,7 @@ def label_of(path: pathlib.Path) -> int:
     return EMOTION_FOLDERS.index(path.parent.name)
 
 
-def find_clips(root: pathlib.Path, report: one_pool.CorpusReport) -> dict[str, list[common.ClipItem]]:
+def find_clips(root: pathlib.Path, report: common.BuildReport) -> dict[str, list[common.ClipItem]]:
     """{"train": items, "validation": items}: the .avi clips in each split's folders."""
     items = {}
     for split in SPLIT_FOLDERS:
@@ -86,24 +78,30 @@ def find_clips(root: pathlib.Path, report: one_pool.CorpusReport) -> dict[str, l
     return items
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(base.ClipCorpusBuilder):
     """AFEW clips (7 emotions) with their sound; the official train / validation split."""
 
-    VERSION = common.RECORDS_VERSION
-    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
+    CLASS_NAMES = CLASSES
+    DROP_SPLITS_WITHOUT_CLIPS = True
+    HOMEPAGE = "https://cs.anu.edu.au/few/AFEW.html"
+    CITATION = (
+        "@article{dhall2012collecting, title={Collecting Large, Richly Annotated Facial-Expression "
+        "Databases from Movies}, author={Dhall, Abhinav and Goecke, Roland and Lucey, Simon and Gedeon, "
+        "Tom}, journal={IEEE MultiMedia}, volume={19}, number={3}, pages={34--41}, year={2012}}"
+    )
     BUILDER_CONFIGS = [
-        AfewConfig(
+        base.ClipCorpusConfig(
             name="gray64_t8",
             description="64x64 gray faces, 8 frames, dark clips gamma-corrected; 3 s log-mel (3D-CNN + ConvLSTM).",
             clip=_afew_clip(num_frames=8, size=64, grayscale=True, audio_seconds=_AUDIO_SECONDS),
         ),
-        AfewConfig(
+        base.ClipCorpusConfig(
             name="rgb224_t16_av",
             description="224x224 RGB faces, 16 frames; 3 s log-mel with deltas (attention + FBP, MSFF).",
             clip=_afew_clip(num_frames=16, size=224, grayscale=False, audio_seconds=_AUDIO_SECONDS,
                             audio_features=("log_mel_deltas",)),
         ),
-        AfewConfig(
+        base.ClipCorpusConfig(
             name="lemhi",
             description="Up to 32 frames (all of shorter clips), 112x112 gray, with the LEMHI; no audio (LEMHI-CNN).",
             clip=_afew_clip(size=112, grayscale=True, variable_length=True, max_frames=32, lemhi=True,
@@ -120,32 +118,5 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         "names work too). The unlabelled test set is not used."
     )
 
-    def __init__(self, *, file_format: str | None = None, **kwargs):
-        # array_record by default: what tfds.data_source (fer-jax's input pipeline) reads, also
-        # when built with `tfds build` and no --file_format.
-        super().__init__(file_format=file_format or "array_record", **kwargs)
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=common.clip_features(self.builder_config.clip, CLASSES),
-            supervised_keys=None,
-            homepage="https://cs.anu.edu.au/few/AFEW.html",
-            citation=(
-                "@article{dhall2012collecting, title={Collecting Large, Richly Annotated Facial-Expression "
-                "Databases from Movies}, author={Dhall, Abhinav and Goecke, Roland and Lucey, Simon and Gedeon, "
-                "Tom}, journal={IEEE MultiMedia}, volume={19}, number={3}, pages={34--41}, year={2012}}"
-            ),
-        )
-
-    def _split_generators(self, dl_manager):
-        self.report = one_pool.CorpusReport()
-        items = find_clips(pathlib.Path(dl_manager.manual_dir), self.report)
-        streams = one_pool.split_generators(items, self.builder_config.clip, self.report)
-        return {split: self._generate_examples(stream) for split, stream in streams.items()}
-
-    def _generate_examples(self, stream):
-        yield from stream
-
-    def _download_and_prepare(self, dl_manager, download_config):
-        super()._download_and_prepare(dl_manager, download_config)
-        self.report.write(self.data_dir)  # also under `tfds build`, which knows nothing of the report
+    def find_clips(self, manual_dir, report):
+        return find_clips(manual_dir, report)

@@ -29,14 +29,10 @@ from __future__ import annotations
 import pathlib
 import re
 
-import numpy as np
-import tensorflow_datasets as tfds
 
-from data_builders import common
+from data_builders import base, common
 from data_builders.casme2 import sheet
-from data_builders.ck_plus import pooled
 from fer_jax.errors import ConfigError, InputError
-from fer_jax.preprocess.clip import ClipConfig
 from fer_jax.preprocess.sources import IMAGE_EXTENSIONS
 
 CLASSES = ("happiness", "disgust", "repression", "surprise", "others")
@@ -123,7 +119,7 @@ def _numbered_frames(folder: pathlib.Path) -> dict[int, pathlib.Path]:
 
 
 def clip_item(
-    frames_root: pathlib.Path, where: str, row: dict[str, str], report: pooled.CorpusReport
+    frames_root: pathlib.Path, where: str, row: dict[str, str], report: common.BuildReport
 ) -> common.ClipItem | None:
     """The ClipItem of one sheet row; None (counted in report.excluded) for a class outside the 5;
     InputError for a row or clip that cannot be used (`where` names the row in errors)."""
@@ -173,7 +169,7 @@ def _fill_timing(where: str, folder: pathlib.Path, onset, apex, offset) -> tuple
     return onset, apex, offset, notes
 
 
-def find_clips(root: pathlib.Path, report: pooled.CorpusReport) -> dict[str, list[common.ClipItem]]:
+def find_clips(root: pathlib.Path, report: common.BuildReport) -> dict[str, list[common.ClipItem]]:
     """{subject: ClipItems} of the coding sheet's 5-class clips under root."""
     path = find_sheet(root)
     frames_root = root / FRAMES_DIR
@@ -195,33 +191,24 @@ def find_clips(root: pathlib.Path, report: pooled.CorpusReport) -> dict[str, lis
     return dict(sorted(items.items()))
 
 
-class Casme2Config(tfds.core.BuilderConfig):
-    def __init__(self, *, clip: ClipConfig, **kwargs):
-        super().__init__(**kwargs)
-        self.clip = clip
-
-
-TIMING_FEATURES = {name: tfds.features.Scalar(dtype=np.int32) for name in ("onset", "apex", "offset")}
-GRAY64_T8 = ClipConfig(num_frames=8, size=64, grayscale=True, need_audio=False)
-# LEMHI-CNN + CNN-CTSLSTM (Hu et al. 2019): every frame of the rise (up to 32) and its LEMHI.
-LEMHI = ClipConfig(size=112, grayscale=True, need_audio=False, variable_length=True, max_frames=32, lemhi=True)
-
-
-class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
+class Builder(base.ClipCorpusBuilder):
     """CASME II micro-expressions (onset -> apex) as aligned-face clips, one split per subject."""
 
-    VERSION = common.RECORDS_VERSION
-    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
+    CLASS_NAMES = CLASSES
+    EXTRA_FEATURES = base.TIMING_FEATURES
+    HOMEPAGE = HOMEPAGE
+    # A subject in the coding sheet all of whose clips are unusable has no split at all.
+    DROP_SPLITS_WITHOUT_CLIPS = True
     BUILDER_CONFIGS = [
-        Casme2Config(
+        base.ClipCorpusConfig(
             name="gray64_t8",
             description="8 frames of 64x64 grey aligned faces from onset to apex (3D-CNN + ConvLSTM input).",
-            clip=GRAY64_T8,
+            clip=base.GRAY64_T8,
         ),
-        Casme2Config(
+        base.ClipCorpusConfig(
             name="lemhi",
             description="Up to 32 frames of 112x112 grey faces from onset to apex, a frame mask, and their LEMHI.",
-            clip=LEMHI,
+            clip=base.LEMHI,
         ),
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
@@ -231,29 +218,5 @@ class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
         f"CASME2-coding*.csv) and {FRAMES_DIR}/sub01/EP02_01f/img46.jpg ..."
     )
 
-    def __init__(self, *, file_format: str | None = None, **kwargs):
-        # Records are array_record (read with tfds.data_source), also when built with `tfds build`
-        # and no --file_format.
-        super().__init__(file_format=file_format or "array_record", **kwargs)
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=common.clip_features(self.builder_config.clip, CLASSES, extra_features=TIMING_FEATURES),
-            supervised_keys=None,
-            homepage=HOMEPAGE,
-        )
-
-    def _split_generators(self, dl_manager):
-        root = pathlib.Path(str(dl_manager.manual_dir))
-        self.report = pooled.CorpusReport()
-        items = find_clips(root, self.report)
-        examples = pooled.preprocess_splits(items, self.builder_config.clip, self.report)
-        kept = {split: split_examples for split, split_examples in examples.items() if split_examples}
-        if not kept:
-            raise ConfigError(f"{root}: no usable clip. Skipped: {self.report.to_dict()['skipped_by_reason']}")
-        if len(kept) < len(examples):
-            self.report.notes["subjects_without_a_usable_clip"] = len(examples) - len(kept)
-        return {split: self._generate_examples(split_examples) for split, split_examples in kept.items()}
-
-    def _generate_examples(self, examples):
-        yield from examples
+    def find_clips(self, manual_dir, report):
+        return find_clips(manual_dir, report)

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import pathlib
 
-import tensorflow_datasets as tfds
 
-from data_builders import common
-from data_builders.ck_plus import pooled
+from data_builders import base, common
 from fer_jax.errors import ConfigError, InputError
-from fer_jax.preprocess.clip import ClipConfig
 
 # The codes of CK+'s emotion files (its README): 0 neutral ... 7 surprise.
 CODES = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
@@ -85,7 +82,7 @@ def parse_emotion_file(path: str | pathlib.Path) -> int:
     return int(value)
 
 
-def find_sequences(root: pathlib.Path, class_names, report: pooled.CorpusReport) -> dict[str, list[common.ClipItem]]:
+def find_sequences(root: pathlib.Path, class_names, report: common.BuildReport) -> dict[str, list[common.ClipItem]]:
     """{fold name: ClipItems} of the labelled sequences under `root` whose class is in
     `class_names`. Sequences without an emotion file, or with a code outside the classes
     (neutral, contempt in the 6-class config), are counted in report.excluded; label problems,
@@ -129,40 +126,27 @@ def find_sequences(root: pathlib.Path, class_names, report: pooled.CorpusReport)
     return items
 
 
-class CkPlusConfig(tfds.core.BuilderConfig):
-    def __init__(self, *, clip: ClipConfig, class_names: tuple[str, ...], **kwargs):
-        super().__init__(**kwargs)
-        self.clip = clip
-        self.class_names = class_names
-
-
-GRAY64_T8 = ClipConfig(num_frames=8, size=64, grayscale=True, need_audio=False)
-# LEMHI-CNN + CNN-CTSLSTM (Hu et al. 2019): every frame of a sequence (up to 32) and its LEMHI.
-LEMHI = ClipConfig(size=112, grayscale=True, need_audio=False, variable_length=True, max_frames=32, lemhi=True)
-
-
-class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
+class Builder(base.ClipCorpusBuilder):
     """CK+ sequences (onset -> apex) as aligned-face clips, in 10 subject-independent folds."""
 
-    VERSION = common.RECORDS_VERSION
-    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
+    HOMEPAGE = HOMEPAGE
     BUILDER_CONFIGS = [
-        CkPlusConfig(
+        base.ClipCorpusConfig(
             name="gray64_t8",
             description="7 classes (with contempt); 8 frames of 64x64 grey aligned faces (3D-CNN + ConvLSTM input).",
-            clip=GRAY64_T8,
+            clip=base.GRAY64_T8,
             class_names=CLASSES_7,
         ),
-        CkPlusConfig(
+        base.ClipCorpusConfig(
             name="gray64_t8_6class",
             description="6 basic emotions (contempt left out); 8 frames of 64x64 grey aligned faces.",
-            clip=GRAY64_T8,
+            clip=base.GRAY64_T8,
             class_names=CLASSES_6,
         ),
-        CkPlusConfig(
+        base.ClipCorpusConfig(
             name="lemhi",
             description="7 classes; up to 32 frames of 112x112 grey faces with a frame mask, and their LEMHI.",
-            clip=LEMHI,
+            clip=base.LEMHI,
             class_names=CLASSES_7,
         ),
     ]
@@ -173,34 +157,11 @@ class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
         "Emotion/S005/001/S005_001_00000011_emotion.txt ... (FACS/ and Landmarks/ may sit beside them, unused)."
     )
 
-    def __init__(self, *, file_format: str | None = None, **kwargs):
-        # Records are array_record (read with tfds.data_source), also when built with `tfds build`
-        # and no --file_format.
-        super().__init__(file_format=file_format or "array_record", **kwargs)
+    def find_clips(self, manual_dir, report):
+        return find_sequences(manual_dir, self.class_names, report)
 
-    def _info(self) -> tfds.core.DatasetInfo:
-        config = self.builder_config
-        return self.dataset_info_from_configs(
-            features=common.clip_features(config.clip, config.class_names),
-            supervised_keys=None,
-            homepage=HOMEPAGE,
+    def empty_split_error(self, empty, report):
+        return ConfigError(
+            f"no usable sequence in {', '.join(empty)}; every fold needs some of its subjects "
+            f"(see FOLDS in {__name__}). Is the corpus complete? Skipped: {report.to_dict()['skipped_by_reason']}"
         )
-
-    def _split_generators(self, dl_manager):
-        root = pathlib.Path(str(dl_manager.manual_dir))
-        config = self.builder_config
-        self.report = pooled.CorpusReport()
-        items = find_sequences(root, config.class_names, self.report)
-        examples = pooled.preprocess_splits(items, config.clip, self.report)
-        empty = [split for split, split_examples in examples.items() if not split_examples]
-        if empty:
-            raise ConfigError(
-                f"{root}: no usable sequence in {', '.join(empty)}; every fold needs some of its subjects "
-                f"(see FOLDS in {__name__}). Is the corpus complete? "
-                f"Skipped: {self.report.to_dict()['skipped_by_reason']}"
-            )
-        return {split: self._generate_examples(split_examples) for split, split_examples in examples.items()}
-
-    def _generate_examples(self, examples):
-        yield from examples
-

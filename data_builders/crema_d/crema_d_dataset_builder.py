@@ -25,8 +25,7 @@ import re
 
 import tensorflow_datasets as tfds
 
-from data_builders import common
-from data_builders import one_pool
+from data_builders import base, common
 from data_builders.crema_d.audio_source import VideoWithWavAudio
 from fer_jax.errors import ConfigError, InputError
 from fer_jax.preprocess.clip import ClipConfig
@@ -96,12 +95,6 @@ def parse_name(path) -> CremaName:
     return CremaName(actor, sentence, EMOTIONS.index(emotion), LEVELS[level])
 
 
-class CremaDConfig(tfds.core.BuilderConfig):
-    def __init__(self, *, clip: ClipConfig, **kwargs):
-        super().__init__(**kwargs)
-        self.clip = clip
-
-
 # CREMA-D videos are 480x360 with faces of 120-200 px: no detector upsampling needed. Sentences
 # last 1.3-5 s, most 2-3 s.
 _AUDIO_SECONDS = 3.0
@@ -127,7 +120,7 @@ def find_clips(root: pathlib.Path, report: common.BuildReport) -> dict[str, list
     return items
 
 
-class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class Builder(base.ClipCorpusBuilder, skip_registration=True):
     """CREMA-D audio-visual clips (6 emotions, 91 actors), 5 actor-disjoint sex-balanced folds.
 
     Not registered with TFDS by name: TFDS ships an audio-only `crema_d` builder, and two classes
@@ -136,15 +129,26 @@ class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     since the config names here are not the audio-only builder's.
     """
 
-    VERSION = common.RECORDS_VERSION
-    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
+    CLASS_NAMES = CLASSES
+    DROP_SPLITS_WITHOUT_CLIPS = True
+    EXTRA_FEATURES = {
+        "sentence": tfds.features.Text(),
+        "level": tfds.features.ClassLabel(names=list(LEVELS.values())),
+    }
+    HOMEPAGE = "https://github.com/CheyneyComputerScience/CREMA-D"
+    CITATION = (
+        "@article{cao2014crema, title={CREMA-D: Crowd-sourced Emotional Multimodal Actors Dataset}, "
+        "author={Cao, Houwei and Cooper, David G. and Keutmann, Michael K. and Gur, Ruben C. and Nenkova, "
+        "Ani and Verma, Ragini}, journal={IEEE Transactions on Affective Computing}, volume={5}, "
+        "number={4}, pages={377--390}, year={2014}}"
+    )
     BUILDER_CONFIGS = [
-        CremaDConfig(
+        base.ClipCorpusConfig(
             name="gray64_t8",
             description="64x64 gray faces, 8 frames; 3 s log-mel at 16 kHz (3D-CNN + ConvLSTM).",
             clip=ClipConfig(num_frames=8, size=64, grayscale=True, audio_seconds=_AUDIO_SECONDS, upsample=0),
         ),
-        CremaDConfig(
+        base.ClipCorpusConfig(
             name="rgb224_t16_av",
             description="224x224 RGB faces, 16 frames; 3 s log-mel with deltas (attention fusion, MSFF).",
             clip=ClipConfig(num_frames=16, size=224, grayscale=False, audio_seconds=_AUDIO_SECONDS, upsample=0,
@@ -159,37 +163,5 @@ class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         "of the repository may stay beside it and are not read)."
     )
 
-    def __init__(self, *, file_format: str | None = None, **kwargs):
-        # array_record by default: what tfds.data_source (fer-jax's input pipeline) reads, also
-        # when built with `tfds build` and no --file_format.
-        super().__init__(file_format=file_format or "array_record", **kwargs)
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        extra = {
-            "sentence": tfds.features.Text(),
-            "level": tfds.features.ClassLabel(names=list(LEVELS.values())),
-        }
-        return self.dataset_info_from_configs(
-            features=common.clip_features(self.builder_config.clip, CLASSES, extra_features=extra),
-            supervised_keys=None,
-            homepage="https://github.com/CheyneyComputerScience/CREMA-D",
-            citation=(
-                "@article{cao2014crema, title={CREMA-D: Crowd-sourced Emotional Multimodal Actors Dataset}, "
-                "author={Cao, Houwei and Cooper, David G. and Keutmann, Michael K. and Gur, Ruben C. and Nenkova, "
-                "Ani and Verma, Ragini}, journal={IEEE Transactions on Affective Computing}, volume={5}, "
-                "number={4}, pages={377--390}, year={2014}}"
-            ),
-        )
-
-    def _split_generators(self, dl_manager):
-        self.report = one_pool.CorpusReport()
-        items = find_clips(pathlib.Path(dl_manager.manual_dir), self.report)
-        streams = one_pool.split_generators(items, self.builder_config.clip, self.report)
-        return {split: self._generate_examples(stream) for split, stream in streams.items()}
-
-    def _generate_examples(self, stream):
-        yield from stream
-
-    def _download_and_prepare(self, dl_manager, download_config):
-        super()._download_and_prepare(dl_manager, download_config)
-        self.report.write(self.data_dir)  # also under `tfds build`, which knows nothing of the report
+    def find_clips(self, manual_dir, report):
+        return find_clips(manual_dir, report)

@@ -10,26 +10,19 @@ from __future__ import annotations
 import json
 import pathlib
 
-import tensorflow_datasets as tfds
 
-from data_builders import common, one_pool
+from data_builders import base, common
 from data_builders.demo_av import synth
 from fer_jax.preprocess.clip import ClipConfig
 
 
-class DemoAvConfig(tfds.core.BuilderConfig):
-    def __init__(self, *, clip: ClipConfig, **kwargs):
-        super().__init__(**kwargs)
-        self.clip = clip
-
-
-class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
+class Builder(base.ClipCorpusBuilder):
     """Synthetic expressions (7 classes) on real faces, subject-disjoint train/validation."""
 
-    VERSION = common.RECORDS_VERSION
-    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
+    CLASS_NAMES = synth.CLASSES
+    HOMEPAGE = "https://scikit-image.org/docs/stable/api/skimage.data.html"
     BUILDER_CONFIGS = [
-        DemoAvConfig(
+        base.ClipCorpusConfig(
             name="gray64_t8",
             description="64x64 grayscale aligned faces, 8 frames (first and last kept), 2 s log-mel at 16 kHz.",
             clip=ClipConfig(num_frames=8, size=64, grayscale=True, audio_seconds=2.0),
@@ -40,14 +33,8 @@ class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
         "Optionally pass --manual-dir pointing at a folder with a previously generated manifest.json."
     )
 
-    def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=common.clip_features(self.builder_config.clip, synth.CLASSES),
-            supervised_keys=None,
-            homepage="https://scikit-image.org/docs/stable/api/skimage.data.html",
-        )
-
-    def _raw_dir(self, dl_manager) -> pathlib.Path:
+    def manual_folder(self, dl_manager) -> pathlib.Path:
+        """The raw corpus: --manual-dir if it holds a generated one, else generated now."""
         manual = pathlib.Path(str(dl_manager._manual_dir)) if dl_manager._manual_dir else None
         if manual and (manual / "manifest.json").is_file():
             return manual
@@ -55,20 +42,14 @@ class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
         synth.write_demo_corpus(raw)
         return raw
 
-    def _split_generators(self, dl_manager):
-        raw = self._raw_dir(dl_manager)
-        manifest = json.loads((raw / "manifest.json").read_text())
-        self.report = one_pool.CorpusReport()
+    def find_clips(self, manual_dir, report):
+        manifest = json.loads((manual_dir / "manifest.json").read_text())
         items = {"train": [], "validation": []}
         for entry in manifest["clips"]:
             items[entry["split"]].append(
                 common.ClipItem(
-                    key=entry["path"], path=str(raw / entry["path"]), label=entry["label"], subject=entry["subject"]
+                    key=entry["path"], path=str(manual_dir / entry["path"]), label=entry["label"],
+                    subject=entry["subject"],
                 )
             )
-        # One worker pool for both splits: a spawned worker takes seconds to import and load dlib.
-        streams = one_pool.split_generators(items, self.builder_config.clip, self.report)
-        return {split: self._generate_examples(stream) for split, stream in streams.items()}
-
-    def _generate_examples(self, stream):
-        yield from stream
+        return items

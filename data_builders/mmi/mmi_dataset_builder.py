@@ -42,14 +42,10 @@ import pathlib
 import re
 import xml.etree.ElementTree as ET
 
-import numpy as np
-import tensorflow_datasets as tfds
 
-from data_builders import common
-from data_builders.ck_plus import pooled
+from data_builders import base, common
 from data_builders.mmi.window import VideoWindow
 from fer_jax.errors import ConfigError, InputError
-from fer_jax.preprocess.clip import ClipConfig
 
 CLASSES = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")  # Emotion values 1..6
 NUM_FOLDS = 10
@@ -164,7 +160,7 @@ def parse_oao(path: pathlib.Path) -> Timing:
 
 
 def find_clips(
-    root: pathlib.Path, report: pooled.CorpusReport, frontal_only: bool = False
+    root: pathlib.Path, report: common.BuildReport, frontal_only: bool = False
 ) -> dict[str, list[common.ClipItem]]:
     """{fold name: ClipItems} of the emotion recordings under root/Sessions (frontal and dual-view;
     with `frontal_only`, frontal ones with FACS timing). Sessions that are not such recordings
@@ -195,7 +191,7 @@ def find_clips(
     return items
 
 
-def _session_video(folder: pathlib.Path, report: pooled.CorpusReport, views) -> tuple[pathlib.Path, int, str] | None:
+def _session_video(folder: pathlib.Path, report: common.BuildReport, views) -> tuple[pathlib.Path, int, str] | None:
     """(video, subject number, view) of a video session in one of `views`; None (counted in
     report.excluded) for other sessions; InputError when the session is broken."""
     videos = sorted(folder.glob("*.avi"))
@@ -246,40 +242,29 @@ def _emotion_clip(folder: pathlib.Path, video: pathlib.Path, subject: int, view:
     )
 
 
-class MmiConfig(tfds.core.BuilderConfig):
-    def __init__(self, *, clip: ClipConfig, frontal_only: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.clip = clip
-        self.frontal_only = frontal_only  # view 0 with FACS timing only (see the module docstring)
-
-
-
-TIMING_FEATURES = {name: tfds.features.Scalar(dtype=np.int32) for name in ("onset", "apex", "offset")}
-GRAY64_T8 = ClipConfig(num_frames=8, size=64, grayscale=True, need_audio=False)
-# LEMHI-CNN + CNN-CTSLSTM (Hu et al. 2019): every frame of the rise (up to 32) and its LEMHI.
-LEMHI = ClipConfig(size=112, grayscale=True, need_audio=False, variable_length=True, max_frames=32, lemhi=True)
-
-
-class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
+class Builder(base.ClipCorpusBuilder):
     """MMI frontal emotion videos (onset -> apex) as aligned-face clips, in 10 subject folds."""
 
-    VERSION = common.RECORDS_VERSION
-    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
+    CLASS_NAMES = CLASSES
+    EXTRA_FEATURES = base.TIMING_FEATURES
+    HOMEPAGE = HOMEPAGE
     BUILDER_CONFIGS = [
-        MmiConfig(
+        base.ClipCorpusConfig(
             name="gray64_t8",
             description="8 frames of 64x64 grey aligned faces from onset to apex (3D-CNN + ConvLSTM input).",
-            clip=GRAY64_T8,
+            clip=base.GRAY64_T8,
+            frontal_only=False,
         ),
-        MmiConfig(
+        base.ClipCorpusConfig(
             name="lemhi",
             description="Up to 32 frames of 112x112 grey faces from onset to apex, a frame mask, and their LEMHI.",
-            clip=LEMHI,
+            clip=base.LEMHI,
+            frontal_only=False,
         ),
-        MmiConfig(
+        base.ClipCorpusConfig(
             name="gray64_t8_frontal",
             description="gray64_t8 of the frontal subset: view-0 sessions with FACS timing only.",
-            clip=GRAY64_T8,
+            clip=base.GRAY64_T8,
             frontal_only=True,
         ),
     ]
@@ -291,31 +276,12 @@ class Builder(common.WritesBuildReport, tfds.core.GeneratorBasedBuilder):
         "(e.g. Sessions/1766/S034-022.avi). Other sessions in the folder are counted and left out."
     )
 
-    def __init__(self, *, file_format: str | None = None, **kwargs):
-        # Records are array_record (read with tfds.data_source), also when built with `tfds build`
-        # and no --file_format.
-        super().__init__(file_format=file_format or "array_record", **kwargs)
+    def find_clips(self, manual_dir, report):
+        return find_clips(manual_dir, report, self.builder_config.frontal_only)
 
-    def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=common.clip_features(self.builder_config.clip, CLASSES, extra_features=TIMING_FEATURES),
-            supervised_keys=None,
-            homepage=HOMEPAGE,
+    def empty_split_error(self, empty, report):
+        return ConfigError(
+            f"no usable clip in {', '.join(empty)} (fold = subject number mod {NUM_FOLDS}); "
+            "download the emotion sessions of more subjects. "
+            f"Skipped: {report.to_dict()['skipped_by_reason']}"
         )
-
-    def _split_generators(self, dl_manager):
-        root = pathlib.Path(str(dl_manager.manual_dir))
-        self.report = pooled.CorpusReport()
-        items = find_clips(root, self.report, self.builder_config.frontal_only)
-        examples = pooled.preprocess_splits(items, self.builder_config.clip, self.report)
-        empty = [split for split, split_examples in examples.items() if not split_examples]
-        if empty:
-            raise ConfigError(
-                f"{root}: no usable clip in {', '.join(empty)} (fold = subject number mod {NUM_FOLDS}); "
-                "download the emotion sessions of more subjects. "
-                f"Skipped: {self.report.to_dict()['skipped_by_reason']}"
-            )
-        return {split: self._generate_examples(split_examples) for split, split_examples in examples.items()}
-
-    def _generate_examples(self, examples):
-        yield from examples

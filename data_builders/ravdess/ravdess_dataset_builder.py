@@ -29,8 +29,7 @@ import re
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_builders import one_pool
-from data_builders import common
+from data_builders import base, common
 from fer_jax.errors import ConfigError, InputError
 from fer_jax.preprocess.clip import ClipConfig
 
@@ -106,19 +105,12 @@ def parse_name(path) -> RavdessName:
                        statement, repetition, actor)
 
 
-class RavdessConfig(tfds.core.BuilderConfig):
-    def __init__(self, *, clip: ClipConfig, vocal_channels: tuple[str, ...] = ("speech",), **kwargs):
-        super().__init__(**kwargs)
-        self.clip = clip
-        self.vocal_channels = vocal_channels
-
-
 # RAVDESS is 1280x720 with faces of ~300 px: the detector needs no upsampling (which would
 # quadruple its cost). Utterances last about 3.5 s, lead-in silence included.
 _AUDIO_SECONDS = 3.5
 
 
-def find_clips(root: pathlib.Path, vocal_channels, report: one_pool.CorpusReport) -> dict[str, list[common.ClipItem]]:
+def find_clips(root: pathlib.Path, vocal_channels, report: common.BuildReport) -> dict[str, list[common.ClipItem]]:
     """{"fold0": items, ...} of the full-AV files under `root`/Actor_NN/ in `vocal_channels`.
 
     Malformed names, and names whose actor is not their folder's, are skipped (reason
@@ -151,29 +143,43 @@ def find_clips(root: pathlib.Path, vocal_channels, report: one_pool.CorpusReport
     return items
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(base.ClipCorpusBuilder):
     """RAVDESS full-AV clips (8 emotions), actor-disjoint 6-fold cross-validation splits."""
 
-    VERSION = common.RECORDS_VERSION
-    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
+    CLASS_NAMES = CLASSES
+    DROP_SPLITS_WITHOUT_CLIPS = True
+    EXTRA_FEATURES = {
+        "vocal_channel": tfds.features.ClassLabel(names=list(VOCAL_CHANNELS)),
+        "intensity": tfds.features.ClassLabel(names=list(INTENSITIES)),
+        "statement": tfds.features.Scalar(dtype=np.int32),
+        "repetition": tfds.features.Scalar(dtype=np.int32),
+    }
+    HOMEPAGE = "https://zenodo.org/records/1188976"
+    CITATION = (
+        "@article{livingstone2018ravdess, title={The Ryerson Audio-Visual Database of Emotional Speech and "
+        "Song (RAVDESS)}, author={Livingstone, Steven R. and Russo, Frank A.}, journal={PLoS ONE}, "
+        "volume={13}, number={5}, pages={e0196391}, year={2018}}"
+    )
     BUILDER_CONFIGS = [
-        RavdessConfig(
+        base.ClipCorpusConfig(
             name="gray64_t8",
             description="Speech; 64x64 gray faces, 8 frames; 3.5 s log-mel at 16 kHz (3D-CNN + ConvLSTM).",
             clip=ClipConfig(num_frames=8, size=64, grayscale=True, audio_seconds=_AUDIO_SECONDS, upsample=0),
+            vocal_channels=("speech",),
         ),
-        RavdessConfig(
+        base.ClipCorpusConfig(
             name="gray64_t8_song",
             description=f"Speech and song (song: 6 emotions, {len(SONG_ACTORS)} actors: actor 18 sang none); "
             "otherwise as gray64_t8.",
             clip=ClipConfig(num_frames=8, size=64, grayscale=True, audio_seconds=_AUDIO_SECONDS, upsample=0),
             vocal_channels=VOCAL_CHANNELS,
         ),
-        RavdessConfig(
+        base.ClipCorpusConfig(
             name="rgb224_t16_av",
             description="Speech; 224x224 RGB faces, 16 frames; log-mel with deltas (attention fusion, MSFF).",
             clip=ClipConfig(num_frames=16, size=224, grayscale=False, audio_seconds=_AUDIO_SECONDS, upsample=0,
                             audio_features=("log_mel_deltas",)),
+            vocal_channels=("speech",),
         ),
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
@@ -185,38 +191,5 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         "audio-only WAVs (03-*, Audio_Speech_Actors_01-24.zip) may sit beside them and are left out."
     )
 
-    def __init__(self, *, file_format: str | None = None, **kwargs):
-        # array_record by default: what tfds.data_source (fer-jax's input pipeline) reads, also
-        # when built with `tfds build` and no --file_format.
-        super().__init__(file_format=file_format or "array_record", **kwargs)
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        extra = {
-            "vocal_channel": tfds.features.ClassLabel(names=list(VOCAL_CHANNELS)),
-            "intensity": tfds.features.ClassLabel(names=list(INTENSITIES)),
-            "statement": tfds.features.Scalar(dtype=np.int32),
-            "repetition": tfds.features.Scalar(dtype=np.int32),
-        }
-        return self.dataset_info_from_configs(
-            features=common.clip_features(self.builder_config.clip, CLASSES, extra_features=extra),
-            supervised_keys=None,
-            homepage="https://zenodo.org/records/1188976",
-            citation=(
-                "@article{livingstone2018ravdess, title={The Ryerson Audio-Visual Database of Emotional Speech and "
-                "Song (RAVDESS)}, author={Livingstone, Steven R. and Russo, Frank A.}, journal={PLoS ONE}, "
-                "volume={13}, number={5}, pages={e0196391}, year={2018}}"
-            ),
-        )
-
-    def _split_generators(self, dl_manager):
-        self.report = one_pool.CorpusReport()
-        items = find_clips(pathlib.Path(dl_manager.manual_dir), self.builder_config.vocal_channels, self.report)
-        streams = one_pool.split_generators(items, self.builder_config.clip, self.report)
-        return {split: self._generate_examples(stream) for split, stream in streams.items()}
-
-    def _generate_examples(self, stream):
-        yield from stream
-
-    def _download_and_prepare(self, dl_manager, download_config):
-        super()._download_and_prepare(dl_manager, download_config)
-        self.report.write(self.data_dir)  # also under `tfds build`, which knows nothing of the report
+    def find_clips(self, manual_dir, report):
+        return find_clips(manual_dir, self.builder_config.vocal_channels, report)

@@ -30,8 +30,7 @@ import re
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_builders import common
-from data_builders import one_pool
+from data_builders import base, common
 from fer_jax.errors import ConfigError, InputError
 from fer_jax.preprocess.clip import ClipConfig
 
@@ -91,17 +90,10 @@ def parse_name(path) -> tuple[str, int, int]:
     return speaker, CODES.index(code), number
 
 
-class SaveeConfig(tfds.core.BuilderConfig):
-    def __init__(self, *, clip: ClipConfig, **kwargs):
-        super().__init__(**kwargs)
-        self.clip = clip
-
-
 def find_clips(root: pathlib.Path, report: common.BuildReport) -> dict[str, list[common.ClipItem]]:
     """{"fold0".."fold3", "train", "test": items} of the clips under `root`/AudioVisualClip.
 
-    Each clip appears twice: in its speaker's fold and in train or test (keys "fold:<id>" and
-    "random:<id>", since keys must be unique across the splits of one pool).
+    Each clip appears twice, under the same key (its clip id): in its speaker's fold and in train or test.
     """
     folder = root / CLIP_FOLDER
     if not folder.is_dir():
@@ -122,12 +114,12 @@ def find_clips(root: pathlib.Path, report: common.BuildReport) -> dict[str, list
         name = clip_id(*clip)
         split = "test" if clip in RANDOM_TEST else "train"
         folds[f"fold{SPEAKERS.index(speaker)}"].append(
-            common.ClipItem(key=f"fold:{name}", path=str(path), label=label, subject=speaker))
-        random[split].append(common.ClipItem(key=f"random:{name}", path=str(path), label=label, subject=speaker))
+            common.ClipItem(key=name, path=str(path), label=label, subject=speaker))
+        random[split].append(common.ClipItem(key=name, path=str(path), label=label, subject=speaker))
     return {**folds, **random}
 
 
-class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class Builder(base.ClipCorpusBuilder, skip_registration=True):
     """SAVEE audio-visual clips (7 emotions, 4 speakers): speaker folds and a seeded 80:20 split.
 
     Not registered with TFDS by name: TFDS ships an audio-only `savee` builder, and two classes
@@ -136,15 +128,21 @@ class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     config names here are not the audio-only builder's.
     """
 
-    VERSION = common.RECORDS_VERSION
-    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
+    CLASS_NAMES = CLASSES
+    DROP_SPLITS_WITHOUT_CLIPS = True
+    HOMEPAGE = "http://kahlan.eps.surrey.ac.uk/savee/"
+    CITATION = (
+        "@inproceedings{haq2009speaker, title={Speaker-dependent audio-visual emotion recognition}, "
+        "author={Haq, Sanaul and Jackson, Philip J. B.}, booktitle={Proc. Int. Conf. on Auditory-Visual "
+        "Speech Processing (AVSP)}, pages={53--58}, year={2009}}"
+    )
     BUILDER_CONFIGS = [
-        SaveeConfig(
+        base.ClipCorpusConfig(
             name="gray64_t8",
             description="64x64 gray faces, 8 frames; 4 s log-mel at 16 kHz (3D-CNN + ConvLSTM).",
             clip=ClipConfig(num_frames=8, size=64, grayscale=True, audio_seconds=4.0),
         ),
-        SaveeConfig(
+        base.ClipCorpusConfig(
             name="rgb224_t16_av",
             description="224x224 RGB faces, 16 frames; 4 s log-mel with deltas (attention fusion, MSFF).",
             clip=ClipConfig(num_frames=16, size=224, grayscale=False, audio_seconds=4.0,
@@ -159,34 +157,5 @@ class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         "(AudioData/ from AudioData.zip may sit beside it; it is not read: the clips carry their sound)."
     )
 
-    def __init__(self, *, file_format: str | None = None, **kwargs):
-        # array_record by default: what tfds.data_source (fer-jax's input pipeline) reads, also
-        # when built with `tfds build` and no --file_format.
-        super().__init__(file_format=file_format or "array_record", **kwargs)
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=common.clip_features(self.builder_config.clip, CLASSES),
-            supervised_keys=None,
-            homepage="http://kahlan.eps.surrey.ac.uk/savee/",
-            citation=(
-                "@inproceedings{haq2009speaker, title={Speaker-dependent audio-visual emotion recognition}, "
-                "author={Haq, Sanaul and Jackson, Philip J. B.}, booktitle={Proc. Int. Conf. on Auditory-Visual "
-                "Speech Processing (AVSP)}, pages={53--58}, year={2009}}"
-            ),
-        )
-
-    def _split_generators(self, dl_manager):
-        self.report = one_pool.CorpusReport()
-        items = find_clips(pathlib.Path(dl_manager.manual_dir), self.report)
-        streams = one_pool.split_generators(items, self.builder_config.clip, self.report)
-        return {split: self._generate_examples(stream) for split, stream in streams.items()}
-
-    def _generate_examples(self, stream):
-        for key, example in stream:
-            example["clip_id"] = key.split(":", 1)[1]  # the same clip id in its fold and in train/test
-            yield key, example
-
-    def _download_and_prepare(self, dl_manager, download_config):
-        super()._download_and_prepare(dl_manager, download_config)
-        self.report.write(self.data_dir)  # also under `tfds build`, which knows nothing of the report
+    def find_clips(self, manual_dir, report):
+        return find_clips(manual_dir, report)

@@ -30,27 +30,23 @@ partitions: the folder a video is in (train, valid -> validation, test).
 
 from __future__ import annotations
 
-import multiprocessing
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_builders import common
-from data_builders import one_pool
+from data_builders import base, common
 from data_builders.send import layout
 from data_builders.send.timed_frames import TimedFrames, step_frame_times
-from fer_jax.errors import ConfigError
 from fer_jax.preprocess.clip import ClipConfig
 
 
-class SendConfig(tfds.core.BuilderConfig):
+class SendConfig(base.ClipCorpusConfig):
+    """The clip follows from the rating steps: one face per 0.5 s step (or frames_per_step), up to
+    max_steps, and the audio of those steps; with `words`, the timed words and their features too."""
+
     def __init__(self, *, max_steps: int, frames_per_step: int = 1, size: int = 64, grayscale: bool = True,
                  words: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.max_steps = max_steps
-        self.words = words
-        self.frames_per_step = frames_per_step
-        self.clip = ClipConfig(
+        clip = ClipConfig(
             size=size,
             grayscale=grayscale,
             variable_length=True,
@@ -59,9 +55,10 @@ class SendConfig(tfds.core.BuilderConfig):
             audio_seconds=max_steps * layout.STEP_S,
             audio_features=("log_mel",),
         )
+        super().__init__(clip=clip, max_steps=max_steps, frames_per_step=frames_per_step, words=words, **kwargs)
 
 
-class SendBuildReport(one_pool.CorpusReport):
+class SendBuildReport(common.BuildReport):
     """The corpus report (kept, skipped, excluded by design), plus the videos kept but cut to max_steps."""
 
     def __init__(self):
@@ -72,11 +69,16 @@ class SendBuildReport(one_pool.CorpusReport):
         return {**super().to_dict(), "truncated": self.truncated}
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(base.ClipCorpusBuilder):
     """SENDv1: per-step valence of self-paced emotional narratives, with faces and audio at 2 Hz."""
 
-    VERSION = common.RECORDS_VERSION
-    RELEASE_NOTES = common.RECORDS_RELEASE_NOTES
+    HOMEPAGE = "https://github.com/StanfordSocialNeuroscienceLab/SEND"
+    CITATION = (
+        "@article{ong2021modeling, title={Modeling emotion in complex stories: the Stanford Emotional "
+        "Narratives Dataset}, author={Ong, Desmond C. and Wu, Zhengxuan and Tan, Zhi-Xuan and Reddan, "
+        "Marianne and Kahhale, Isabella and Mattek, Alison and Zaki, Jamil}, journal={IEEE Transactions "
+        "on Affective Computing}, volume={12}, number={3}, pages={579--594}, year={2021}}"
+    )
     BUILDER_CONFIGS = [
         SendConfig(
             name="gray64_2hz",
@@ -100,11 +102,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         "evaluatorWeightedEstimate; one row per 0.5 s, valence on a 0..100 scale)."
     )
 
-    def __init__(self, *, file_format: str | None = None, **kwargs):
-        # array_record by default: what tfds.data_source (fer-jax's input pipeline) reads.
-        super().__init__(file_format=file_format or "array_record", **kwargs)
-
-    def _info(self) -> tfds.core.DatasetInfo:
+    def extra_features(self) -> dict:
         steps = self.builder_config.max_steps
         extra = {
             "valence": common.array_feature((steps,), np.float32),
@@ -116,40 +114,27 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
             extra["word_features"] = common.array_feature((steps, WORD_FEATURES), np.float32)
             extra["words"] = tfds.features.Text()
-        return self.dataset_info_from_configs(
-            features=common.clip_features(self.builder_config.clip, None, extra_features=extra),
-            supervised_keys=None,
-            homepage="https://github.com/StanfordSocialNeuroscienceLab/SEND",
-            citation=(
-                "@article{ong2021modeling, title={Modeling emotion in complex stories: the Stanford Emotional "
-                "Narratives Dataset}, author={Ong, Desmond C. and Wu, Zhengxuan and Tan, Zhi-Xuan and Reddan, "
-                "Marianne and Kahhale, Isabella and Mattek, Alison and Zaki, Jamil}, journal={IEEE Transactions "
-                "on Affective Computing}, volume={12}, number={3}, pages={579--594}, year={2021}}"
-            ),
-        )
+        return extra
 
-    def _download_and_prepare(self, dl_manager, download_config=None):
-        super()._download_and_prepare(dl_manager, download_config)
-        # Into the still-incomplete folder TFDS renames when done, so `tfds build` leaves it too.
-        self.report.write(self.data_dir)
+    def new_report(self) -> SendBuildReport:
+        return SendBuildReport()
 
-    def _split_generators(self, dl_manager):
-        found = layout.scan(_manual_dir(dl_manager))
-        self.report = SendBuildReport()
+    def find_clips(self, manual_dir, report):
+        found = layout.scan(str(manual_dir))
         for skip in found.skips:
-            self.report.add_skip(skip.pop("split"), skip)
-        self.report.excluded.update(clip["reason"] for clip in found.withheld)
+            report.add_skip(skip.pop("split"), skip)
+        report.excluded.update(clip["reason"] for clip in found.withheld)
         items = {split: [] for split in layout.SPLIT_OF_FOLDER.values()}
         for v in found.videos:
-            items[v.split].append(self._item(v))
-        return {split: self._generate_examples(split, split_items) for split, split_items in items.items()}
+            items[v.split].append(self._item(v, report))
+        return items
 
-    def _item(self, v: layout.SendVideo) -> common.ClipItem:
+    def _item(self, v: layout.SendVideo, report: SendBuildReport) -> common.ClipItem:
         config = self.builder_config
         steps = config.max_steps
         n = len(v.ratings.times)
         if n > steps:
-            self.report.truncated.append({"split": v.split, "path": v.video, "steps": n, "kept_steps": steps})
+            report.truncated.append({"split": v.split, "path": v.video, "steps": n, "kept_steps": steps})
             n = steps
         times = v.ratings.times[:n]
         source = TimedFrames(
@@ -164,11 +149,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         if config.words:
             extra.update(_word_fields(v.video, times, steps))
         return common.ClipItem(key=v.key, path=source, label=None, subject=v.subject, extra=extra)
-
-    def _generate_examples(self, split, items):
-        # No more workers than videos: each one spawned costs seconds of imports before any work.
-        workers = max(1, min(len(items), multiprocessing.cpu_count()))
-        yield from common.generate_clip_examples(items, self.builder_config.clip, split, self.report, workers)
 
 
 def _word_fields(video: str, times: np.ndarray, steps: int) -> dict:
@@ -189,9 +169,3 @@ def _padded(values: np.ndarray, total: int) -> np.ndarray:
     out[: len(values)] = values
     return out
 
-
-def _manual_dir(dl_manager) -> str:
-    try:
-        return str(dl_manager.manual_dir)
-    except AssertionError as e:  # TFDS's way of saying the folder is missing or empty
-        raise ConfigError(f"{e}\nPass the folder with --manual-dir (fer-jax) or --manual_dir (tfds).") from None
