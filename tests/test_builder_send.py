@@ -354,7 +354,8 @@ def test_words_config_stores_the_timed_words_and_their_step_features(tmp_path):
     builder.report = send_dataset_builder.SendBuildReport()
     assert builder.info.features["word_features"].shape == (STEPS, WORD_FEATURES)
     ratings = layout.Ratings(0.5 * np.arange(1, 5), np.zeros(4, np.float32))
-    item = builder._item(layout.SendVideo("validation", "ID201_vid1", "ID201", str(video), ratings))
+    item = builder._item(layout.SendVideo("validation", "ID201_vid1", "ID201", str(video), ratings),
+                         send_dataset_builder.SendBuildReport())
     words = json.loads(item.extra["words"])
     assert words["source"].startswith("subtitles:") and [w["word"] for w in words["words"]] == ["I", "am", "so", "happy"]
     features = item.extra["word_features"]

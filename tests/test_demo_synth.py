@@ -8,7 +8,7 @@ import pytest
 import scipy.stats
 
 from data_builders.demo_av import synth
-from data_builders.demo_av.synth import CLASSES
+from data_builders.demo_av.synth import CLASSES, expressions, voice
 from fer_jax.errors import ConfigError
 from fer_jax.preprocess.face import detect_faces
 
@@ -148,8 +148,8 @@ def test_label_changes_only_the_expression_geometry_and_the_prosody(identities, 
     a shift of a grey level in one frame. Happiness's motion opens the mouth, so the mouth painter
     is covered too."""
     for name in CLASSES:
-        monkeypatch.setitem(synth.EXPRESSION_MOVES, name, synth.EXPRESSION_MOVES["happiness"])
-        monkeypatch.setitem(synth.PROSODY, name, synth.PROSODY["happiness"])
+        monkeypatch.setitem(expressions.EXPRESSION_MOVES, name, expressions.EXPRESSION_MOVES["happiness"])
+        monkeypatch.setitem(voice.PROSODY, name, voice.PROSODY["happiness"])
     for identity, seed in ((identities[0], 11), (identities[5], 12)):
         clips = [synth.render_clip(identity, label, np.random.default_rng(seed)) for label in range(len(CLASSES))]
         for label, clip in enumerate(clips[1:], start=1):
