@@ -19,7 +19,15 @@ from data_builders.casme2 import sheet
 from data_builders.casme2.make_dummy_data import GOOD, HEADER, write_xlsx
 from data_builders.common import BuildReport
 from fer_jax.errors import InputError
-from helpers.builds import ROOT, build_report, fer_jax_build, relative, subjects_of, tfds_build, train_two_steps
+from helpers.builds import (
+    ROOT,
+    background_builds,
+    finished_build,
+    relative,
+    subjects_of,
+    tfds_builder_test_case,
+    train_two_steps,
+)
 
 DUMMY = ROOT / "data_builders" / "casme2" / "dummy_data"
 KEPT = {"sub01": 3, "sub02": 2, "sub03": 2}
@@ -147,16 +155,8 @@ def test_loso_splits():
 # as_dataset, which ArrayRecord files do not support, so this one builds TFRecords).
 
 
-@pytest.mark.usefixtures("builds")  # start the command-line builds now: they run beside this one
-class Casme2LemhiTest(tfds.testing.DatasetBuilderTestCase):
-    DATASET_CLASS = casme2.Builder
-    EXAMPLE_DIR = DUMMY
-    BUILDER_CONFIG_NAMES_TO_TEST = ["lemhi"]
-    SPLITS = KEPT
-    SKIP_CHECKSUMS = True
-
-    def _make_builder(self, config=None):
-        return self.dataset_class(data_dir=self.tmp_dir, config=config, version=self.VERSION, file_format="tfrecord")
+# Started with the command-line builds, which run beside it.
+Casme2LemhiTest = pytest.mark.usefixtures("builds")(tfds_builder_test_case(casme2.Builder, DUMMY, "lemhi", KEPT))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -167,20 +167,12 @@ class Casme2LemhiTest(tfds.testing.DatasetBuilderTestCase):
 def builds(tmp_path_factory):
     """The two command-line builds of this file, started by the first test that needs them (the
     TFDS builder test case, so that they run while it builds in-process)."""
-    started = {
-        "fer_jax": fer_jax_build("casme2/gray64_t8", DUMMY, tmp_path_factory.mktemp("fer_jax_build")),
-        "tfds": tfds_build("casme2", "gray64_t8", DUMMY, tmp_path_factory.mktemp("tfds_build")),
-    }
-    yield started
-    for build in started.values():
-        build.stop()
+    yield from background_builds(tmp_path_factory, "casme2/gray64_t8", DUMMY, "gray64_t8")
 
 
 @pytest.fixture(scope="module")
 def built(builds):
-    done = builds["fer_jax"].result()
-    data_dir = pathlib.Path(done.args[done.args.index("--data-dir") + 1])
-    return data_dir, done, build_report("casme2/gray64_t8", data_dir)
+    return finished_build(builds["fer_jax"], "casme2/gray64_t8")
 
 
 def test_fer_jax_build_exits_3_and_reports_each_bad_file(built):

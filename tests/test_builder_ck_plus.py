@@ -10,7 +10,6 @@ The `fer-jax build` runs on Beam's DirectRunner in multi_processing mode with tw
 from __future__ import annotations
 
 import json
-import pathlib
 import re
 
 import numpy as np
@@ -20,7 +19,15 @@ import tensorflow_datasets as tfds
 from data_builders import common
 from data_builders.ck_plus import ck_plus_dataset_builder as ck
 from fer_jax.errors import InputError
-from helpers.builds import MULTI_PROCESSING, ROOT, build_report, fer_jax_build, relative, subjects_of, tfds_build
+from helpers.builds import (
+    MULTI_PROCESSING,
+    ROOT,
+    background_builds,
+    finished_build,
+    relative,
+    subjects_of,
+    tfds_builder_test_case,
+)
 
 DUMMY = ROOT / "data_builders" / "ck_plus" / "dummy_data"
 # fold0: S005's two sequences and the contempt S035
@@ -99,16 +106,8 @@ def test_the_dummy_emotion_files_are_in_the_owner_format():
 # as_dataset, which ArrayRecord files do not support, so this one builds TFRecords).
 
 
-@pytest.mark.usefixtures("builds")  # start the command-line builds now: they run beside this one
-class CkPlusLemhiTest(tfds.testing.DatasetBuilderTestCase):
-    DATASET_CLASS = ck.Builder
-    EXAMPLE_DIR = DUMMY  # what TFDS calls the dummy data folder (it would also find it beside the builder)
-    BUILDER_CONFIG_NAMES_TO_TEST = ["lemhi"]
-    SPLITS = GOOD_KEPT
-    SKIP_CHECKSUMS = True
-
-    def _make_builder(self, config=None):
-        return self.dataset_class(data_dir=self.tmp_dir, config=config, version=self.VERSION, file_format="tfrecord")
+# Started with the command-line builds, which run beside it.
+CkPlusLemhiTest = pytest.mark.usefixtures("builds")(tfds_builder_test_case(ck.Builder, DUMMY, "lemhi", GOOD_KEPT))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -119,23 +118,15 @@ class CkPlusLemhiTest(tfds.testing.DatasetBuilderTestCase):
 def builds(tmp_path_factory):
     """The two command-line builds of this file, started by the first test that needs them (the
     TFDS builder test case, so that they run while it builds in-process)."""
-    started = {
-        "fer_jax": fer_jax_build("ck_plus/gray64_t8", DUMMY, tmp_path_factory.mktemp("fer_jax_build"),
-                                 "--runner", "direct", f"--beam-options={MULTI_PROCESSING}"),
-        "tfds": tfds_build("ck_plus", "gray64_t8_6class", DUMMY, tmp_path_factory.mktemp("tfds_build"),
-                           f"--beam_pipeline_options={MULTI_PROCESSING}"),
-    }
-    yield started
-    for build in started.values():
-        build.stop()
+    yield from background_builds(tmp_path_factory, "ck_plus/gray64_t8", DUMMY, "gray64_t8_6class",
+                                 fer_jax_flags=("--runner", "direct", f"--beam-options={MULTI_PROCESSING}"),
+                                 tfds_flags=(f"--beam_pipeline_options={MULTI_PROCESSING}",))
 
 
 @pytest.fixture(scope="module")
 def built(builds):
     """(data dir, finished `fer-jax build`, build_report.json) of ck_plus/gray64_t8."""
-    done = builds["fer_jax"].result()
-    data_dir = pathlib.Path(done.args[done.args.index("--data-dir") + 1])
-    return data_dir, done, build_report("ck_plus/gray64_t8", data_dir)
+    return finished_build(builds["fer_jax"], "ck_plus/gray64_t8")
 
 
 def test_fer_jax_build_exits_3_and_reports_each_bad_file(built):

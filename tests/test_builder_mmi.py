@@ -17,7 +17,15 @@ from data_builders.mmi import mmi_dataset_builder as mmi
 from data_builders.mmi.window import VideoWindow
 from fer_jax.errors import InputError
 from fer_jax.preprocess.sources import VideoFile
-from helpers.builds import ROOT, build_report, fer_jax_build, relative, subjects_of, tfds_build, train_two_steps
+from helpers.builds import (
+    ROOT,
+    background_builds,
+    finished_build,
+    relative,
+    subjects_of,
+    tfds_builder_test_case,
+    train_two_steps,
+)
 
 DUMMY = ROOT / "data_builders" / "mmi" / "dummy_data"
 SESSIONS = DUMMY / "Sessions"
@@ -150,16 +158,8 @@ def test_video_window_reads_onset_to_apex_and_names_short_videos():
 # as_dataset, which ArrayRecord files do not support, so this one builds TFRecords).
 
 
-@pytest.mark.usefixtures("builds")  # start the command-line builds now: they run beside this one
-class MmiGray64Test(tfds.testing.DatasetBuilderTestCase):
-    DATASET_CLASS = mmi.Builder
-    EXAMPLE_DIR = DUMMY
-    BUILDER_CONFIG_NAMES_TO_TEST = ["gray64_t8"]
-    SPLITS = KEPT
-    SKIP_CHECKSUMS = True
-
-    def _make_builder(self, config=None):
-        return self.dataset_class(data_dir=self.tmp_dir, config=config, version=self.VERSION, file_format="tfrecord")
+# Started with the command-line builds, which run beside it.
+MmiGray64Test = pytest.mark.usefixtures("builds")(tfds_builder_test_case(mmi.Builder, DUMMY, "gray64_t8", KEPT))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -170,20 +170,12 @@ class MmiGray64Test(tfds.testing.DatasetBuilderTestCase):
 def builds(tmp_path_factory):
     """The two command-line builds of this file, started by the first test that needs them (the
     TFDS builder test case, so that they run while it builds in-process)."""
-    started = {
-        "fer_jax": fer_jax_build("mmi/gray64_t8", DUMMY, tmp_path_factory.mktemp("fer_jax_build")),
-        "tfds": tfds_build("mmi", "lemhi", DUMMY, tmp_path_factory.mktemp("tfds_build")),
-    }
-    yield started
-    for build in started.values():
-        build.stop()
+    yield from background_builds(tmp_path_factory, "mmi/gray64_t8", DUMMY, "lemhi")
 
 
 @pytest.fixture(scope="module")
 def built(builds):
-    done = builds["fer_jax"].result()
-    data_dir = pathlib.Path(done.args[done.args.index("--data-dir") + 1])
-    return data_dir, done, build_report("mmi/gray64_t8", data_dir)
+    return finished_build(builds["fer_jax"], "mmi/gray64_t8")
 
 
 def test_fer_jax_build_exits_3_and_reports_each_bad_file(built):

@@ -128,6 +128,45 @@ class Builds:
         return (done.stdout + done.stderr)[-4000:]
 
 
+def tfds_builder_test_case(builder, example_dir: pathlib.Path, config: str, splits: dict):
+    """TFDS's own builder checks (`tfds.testing.DatasetBuilderTestCase`) of one config. They read
+    through as_dataset, which ArrayRecord files do not support, so this case builds TFRecords."""
+
+    class BuilderTestCase(tfds.testing.DatasetBuilderTestCase):
+        DATASET_CLASS = builder
+        EXAMPLE_DIR = example_dir  # what TFDS calls the dummy data folder
+        BUILDER_CONFIG_NAMES_TO_TEST = [config]
+        SPLITS = splits
+        SKIP_CHECKSUMS = True
+
+        def _make_builder(self, config=None):
+            return self.dataset_class(data_dir=self.tmp_dir, config=config, version=self.VERSION,
+                                      file_format="tfrecord")
+
+    return BuilderTestCase
+
+
+def background_builds(tmp_path_factory, name: str, manual_dir: pathlib.Path, tfds_config: str,
+                      fer_jax_flags=(), tfds_flags=()):
+    """For a module fixture: starts `fer-jax build NAME` and `tfds build CORPUS --config tfds_config`
+    from the same dummy corpus in the background, yields {"fer_jax": ..., "tfds": ...}, stops both."""
+    corpus = name.split("/")[0]
+    started = {
+        "fer_jax": fer_jax_build(name, manual_dir, tmp_path_factory.mktemp("fer_jax_build"), *fer_jax_flags),
+        "tfds": tfds_build(corpus, tfds_config, manual_dir, tmp_path_factory.mktemp("tfds_build"), *tfds_flags),
+    }
+    yield started
+    for build in started.values():
+        build.stop()
+
+
+def finished_build(build: BackgroundBuild, name: str) -> tuple[pathlib.Path, subprocess.CompletedProcess, dict]:
+    """(data dir, finished process, build_report.json) of a background `fer-jax build NAME`."""
+    done = build.result()
+    data_dir = pathlib.Path(done.args[done.args.index("--data-dir") + 1])
+    return data_dir, done, build_report(name, data_dir)
+
+
 def relative(path: str) -> str:
     """A path from a build report, relative to the repository."""
     return pathlib.Path(path).resolve().relative_to(ROOT).as_posix()
