@@ -6,7 +6,6 @@ torch.nn; torch's own conv, BatchNorm and pooling are the independent implementa
 rounding of each case's depth and largest sums, relative to its output scale (helpers.tolerance).
 """
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +15,7 @@ from flax import nnx
 
 from fer_jax.errors import ConfigError
 from fer_jax.models.backbones import apply_per_frame, build_backbone, vgg_torch_indices
+from helpers.fitting import forward_keeping_state
 from helpers.tolerance import assert_caught, assert_close, rounding_tolerance
 
 torch = pytest.importorskip("torch")
@@ -42,21 +42,8 @@ def _abstract(name, **kwargs):
 
 # Tiny programs whose compile time dwarfs their run time: XLA's backend optimisation off (about
 # half the compile time; results agree with torch as closely).
-_FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
-@functools.partial(jax.jit, static_argnums=0, compiler_options=_FAST_COMPILE)
-def _apply(graphdef, state, x):
-    model = nnx.merge(graphdef, state)
-    return model(x), nnx.state(model)
-
-
-def _forward(model, x):
-    """model(x) compiled; BatchNorm's running averages, updated in training mode, written back."""
-    graphdef, state = nnx.split(model)
-    out, state = _apply(graphdef, state, jnp.asarray(x))
-    nnx.update(model, state)
-    return out
 
 
 # --- torch references, named as torchvision names them --------------------------------------
@@ -236,7 +223,7 @@ def test_matches_torch_in_eval_and_train_mode(case):
     stats = [np.asarray(v) for v in jax.tree.leaves(nnx.state(ours, nnx.BatchStat))]
     expected = _torch_out(ref, x)
     assert 0.1 < np.abs(expected).max() < 100  # activations O(1), as the tolerance assumes
-    assert_close(_forward(ours, x), expected, _tolerance(case, expected), f"{case} eval")
+    assert_close(forward_keeping_state(ours, x), expected, _tolerance(case, expected), f"{case} eval")
     # Evaluation reads the running averages and leaves them alone.
     assert all(np.array_equal(a, b) for a, b in zip(stats, jax.tree.leaves(nnx.state(ours, nnx.BatchStat))))
     if case == "resnet50":
@@ -246,7 +233,7 @@ def test_matches_torch_in_eval_and_train_mode(case):
     ref.train()
     ours.train()
     expected = _torch_out(ref, x)
-    assert_close(_forward(ours, x), expected, _tolerance(case, expected, train=True), f"{case} train")
+    assert_close(forward_keeping_state(ours, x), expected, _tolerance(case, expected, train=True), f"{case} train")
     if case != "vgg":
         first_bn = ours.bn1 if case.startswith("resnet") else ours.blocks[0][0].bn
         ref_bn = ref.bn1 if case.startswith("resnet") else ref.features[1]
@@ -279,8 +266,8 @@ def test_comparison_catches_a_transposed_kernel_and_a_missing_layer(case):
             model.train() if train else model.eval()
         expected = _torch_out(ref, x)
         tol = _tolerance(case, expected, train)
-        assert_caught(_forward(transposed, x), expected, tol, f"{case} transposed kernels, train={train}")
-        got = _forward(ours, x)
+        assert_caught(forward_keeping_state(transposed, x), expected, tol, f"{case} transposed kernels, train={train}")
+        got = forward_keeping_state(ours, x)
         assert_close(got, expected, tol)  # the same comparison passes with the right layout...
         short = _without_a_block(case, ref)
         assert_caught(got, _torch_out(short, x), tol, f"{case} missing layer, train={train}")  # ...not a layer short
@@ -305,7 +292,7 @@ def test_apply_per_frame_equals_a_loop_over_frames():
     assert per_frame.shape == (2, 3, 8)
     # Training-mode BN would mix frames, so compare in evaluation mode (VGG here has no BN anyway).
     for t in range(3):
-        np.testing.assert_allclose(per_frame[:, t], _forward(model, frames[:, t]), atol=1e-6)
+        np.testing.assert_allclose(per_frame[:, t], forward_keeping_state(model, frames[:, t]), atol=1e-6)
 
 
 def test_config_mistakes_raise_config_error():

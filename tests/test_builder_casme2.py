@@ -19,15 +19,7 @@ from data_builders.casme2 import sheet
 from data_builders.casme2.make_dummy_data import GOOD, HEADER, write_xlsx
 from data_builders.common import BuildReport
 from fer_jax.errors import InputError
-from helpers.builds import (
-    ROOT,
-    background_builds,
-    finished_build,
-    relative,
-    subjects_of,
-    tfds_builder_test_case,
-    train_two_steps,
-)
+from helpers.builds import ROOT, background_builds, finished_build, relative, subjects_of, tfds_builder_test_case, train_two_steps
 
 DUMMY = ROOT / "data_builders" / "casme2" / "dummy_data"
 KEPT = {"sub01": 3, "sub02": 2, "sub03": 2}

@@ -19,15 +19,7 @@ import tensorflow_datasets as tfds
 from data_builders import common
 from data_builders.ck_plus import ck_plus_dataset_builder as ck
 from fer_jax.errors import InputError
-from helpers.builds import (
-    MULTI_PROCESSING,
-    ROOT,
-    background_builds,
-    finished_build,
-    relative,
-    subjects_of,
-    tfds_builder_test_case,
-)
+from helpers.builds import MULTI_PROCESSING, ROOT, background_builds, finished_build, relative, subjects_of, tfds_builder_test_case
 
 DUMMY = ROOT / "data_builders" / "ck_plus" / "dummy_data"
 # fold0: S005's two sequences and the contempt S035

@@ -15,6 +15,7 @@ from data_builders import common
 from data_builders.fer2013 import fer2013_dataset_builder, make_dummy_data, parse
 from fer_jax import cli
 from fer_jax.errors import InputError
+from helpers.builds import tfds_builder_test_case
 
 DUMMY = pathlib.Path(fer2013_dataset_builder.__file__).parent / "dummy_data"
 CSV = DUMMY / "fer2013.csv"
@@ -104,16 +105,8 @@ def test_dummy_csv_is_what_its_generator_writes(tmp_path):
     assert CSV.stat().st_size < 1_500_000
 
 
-class Fer2013Raw48Test(tfds.testing.DatasetBuilderTestCase):
-    """TFDS's own builder checks on the cheap config. Built as TFRecord here: TFDS's as_dataset (which
-    this test case reads through) does not read ArrayRecord; fer-jax reads ArrayRecord (the default)."""
-
-    DATASET_CLASS = fer2013_dataset_builder.Builder
-    BUILDER_CONFIG_NAMES_TO_TEST = ["raw48"]
-    SPLITS = KEPT
-
-    def _make_builder(self, config=None):
-        return self.dataset_class(data_dir=self.tmp_dir, config=config, version=self.VERSION, file_format="tfrecord")
+# TFDS's own builder checks on the cheap config.
+Fer2013Raw48Test = tfds_builder_test_case(fer2013_dataset_builder.Builder, DUMMY, "raw48", KEPT)
 
 
 @pytest.fixture(scope="module")

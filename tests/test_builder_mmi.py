@@ -17,15 +17,7 @@ from data_builders.mmi import mmi_dataset_builder as mmi
 from data_builders.mmi.window import VideoWindow
 from fer_jax.errors import InputError
 from fer_jax.preprocess.sources import VideoFile
-from helpers.builds import (
-    ROOT,
-    background_builds,
-    finished_build,
-    relative,
-    subjects_of,
-    tfds_builder_test_case,
-    train_two_steps,
-)
+from helpers.builds import ROOT, background_builds, finished_build, relative, subjects_of, tfds_builder_test_case, train_two_steps
 
 DUMMY = ROOT / "data_builders" / "mmi" / "dummy_data"
 SESSIONS = DUMMY / "Sessions"

@@ -19,7 +19,7 @@ from data_builders.send import layout, send_dataset_builder, timed_frames
 from fer_jax import cli
 from fer_jax.errors import ConfigError, InputError
 from fer_jax.preprocess import clip as clip_lib
-from helpers.builds import MULTI_PROCESSING, tfds_build
+from helpers.builds import MULTI_PROCESSING, tfds_build, tfds_builder_test_case
 
 DUMMY = pathlib.Path(send_dataset_builder.__file__).parent / "dummy_data"
 KEPT = {"train": 3, "validation": 1, "test": 1}
@@ -192,20 +192,12 @@ def test_audio_starts_with_the_first_step(tmp_path):
 # multi-process builds in test_builder_ck_plus.py.
 
 
-class SendTest(tfds.testing.DatasetBuilderTestCase):
-    """TFDS's own builder checks, on gray64_2hz cut to 16 steps (the dummy videos are shorter):
-    TFDS reads every record back through TensorFlow twice, and 360-step records are 6 MB each.
-    Built as TFRecord: TFDS's as_dataset (which this test case reads through) does not read
-    ArrayRecord; fer-jax reads ArrayRecord (the default)."""
-
-    DATASET_CLASS = send_dataset_builder.Builder
-    BUILDER_CONFIG_NAMES_TO_TEST = [
-        send_dataset_builder.SendConfig(name="gray64_2hz_16", description="gray64_2hz, 16 steps.", max_steps=16)
-    ]
-    SPLITS = KEPT
-
-    def _make_builder(self, config=None):
-        return self.dataset_class(data_dir=self.tmp_dir, config=config, version=self.VERSION, file_format="tfrecord")
+# TFDS's own builder checks, on gray64_2hz cut to 16 steps (the dummy videos are shorter): TFDS
+# reads every record back through TensorFlow twice, and 360-step records are 6 MB each.
+SendTest = tfds_builder_test_case(
+    send_dataset_builder.Builder, DUMMY,
+    send_dataset_builder.SendConfig(name="gray64_2hz_16", description="gray64_2hz, 16 steps.", max_steps=16), KEPT,
+)
 
 
 @pytest.fixture(scope="module")

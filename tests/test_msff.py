@@ -14,6 +14,7 @@ import fer_jax.models.msff  # noqa: F401  (registers the msff models)
 from fer_jax.errors import ConfigError
 from fer_jax.models.fusion import FUSIONS
 from fer_jax.models.registry import build_model
+from helpers.fitting import FAST_COMPILE, forward_keeping_state
 
 B, T, SIZE, T_AUDIO, N_FREQ, CLASSES = 4, 4, 32, 32, 16, 4
 TINY_VGG = {"blocks": ((8,),), "batch_norm": True}
@@ -32,9 +33,6 @@ TINY["msff"] = {
 }
 
 
-# Tiny programs whose compile time dwarfs their run time: XLA's backend optimisation off.
-_FAST_COMPILE = {"xla_backend_optimization_level": 0}
-
 
 def _rngs(seed=0):
     # rbg only to keep CPU compile times low: random init is not what these tests are about.
@@ -46,7 +44,7 @@ def _build(name, **kwargs):
     def create():
         return build_model(name, num_classes=CLASSES, rngs=_rngs(), **kwargs)
 
-    state = jax.jit(lambda: nnx.state(create()), compiler_options=_FAST_COMPILE)()
+    state = jax.jit(lambda: nnx.state(create()), compiler_options=FAST_COMPILE)()
     return nnx.merge(nnx.graphdef(nnx.eval_shape(create)), state)
 
 
@@ -68,18 +66,6 @@ def _inputs(seed=0, lengths=(T, T, 3, 2)):
     }
 
 
-@functools.partial(jax.jit, static_argnums=0, compiler_options=_FAST_COMPILE)
-def _apply(graphdef, state, inputs):
-    model = nnx.merge(graphdef, state)
-    return model(inputs), nnx.state(model)
-
-
-def _forward(model, inputs):
-    """model(inputs) compiled; what training mode updates (BatchNorm averages, RNG counts) kept."""
-    graphdef, state = nnx.split(model)
-    out, state = _apply(graphdef, state, inputs)
-    nnx.update(model, state)
-    return out
 
 
 def _n_params(model):
@@ -99,7 +85,7 @@ def test_adam_steps_fit_a_tiny_batch_with_every_model():
     # The trainer's functional pattern (split once, jit a pure step, merge inside), with XLA's
     # backend optimisation off: this tiny program compiles in about half the time and runs 25 steps.
     graphdef = nnx.graphdef(nnx.eval_shape(create))
-    state = jax.jit(lambda: nnx.state(create()), compiler_options=_FAST_COMPILE)()
+    state = jax.jit(lambda: nnx.state(create()), compiler_options=FAST_COMPILE)()
     model, optimizer = nnx.merge(graphdef, state)
     model.train()  # batch statistics on, as in real training
     graphdef, state = nnx.split((model, optimizer))
@@ -116,7 +102,7 @@ def test_adam_steps_fit_a_tiny_batch_with_every_model():
 
     # The batch is an argument, not a closure: XLA would constant-fold the network on a captured
     # batch and take about twice as long to compile.
-    @functools.partial(jax.jit, donate_argnums=0, compiler_options=_FAST_COMPILE)
+    @functools.partial(jax.jit, donate_argnums=0, compiler_options=FAST_COMPILE)
     def train_step(state, inputs, labels):
         model, optimizer = nnx.merge(graphdef, state)
         (_, losses), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
@@ -157,13 +143,13 @@ def test_batch_norm_and_dropout_follow_train_and_eval_mode(cnn_blstm):
 
     # Evaluation: no dropout and BatchNorm's running averages, so a clip's logits are repeatable
     # and do not depend on its batch-mates; nothing is updated.
-    np.testing.assert_array_equal(_forward(model, x), _forward(model, x))
-    np.testing.assert_allclose(_forward(model, x)[0], _forward(model, mates)[0], atol=1e-6)
+    np.testing.assert_array_equal(forward_keeping_state(model, x), forward_keeping_state(model, x))
+    np.testing.assert_allclose(forward_keeping_state(model, x)[0], forward_keeping_state(model, mates)[0], atol=1e-6)
     assert not stats_moved()
     # Training: a fresh dropout mask per call (BatchNorm alone would repeat on the same batch),
     # and the running averages move.
     model.train()
-    assert float(jnp.abs(_forward(model, x) - _forward(model, x)).max()) > 1e-6
+    assert float(jnp.abs(forward_keeping_state(model, x) - forward_keeping_state(model, x)).max()) > 1e-6
     assert stats_moved()
 
 
@@ -173,10 +159,10 @@ def test_padded_frames_change_nothing_with_frame_mask(cnn_blstm):
     model.eval()
     x = _inputs()
     noisy = dict(x, frames=jnp.where(x["frame_mask"][..., None, None, None], x["frames"], 1.0 - x["frames"]))
-    np.testing.assert_allclose(_forward(model, noisy), _forward(model, x), atol=1e-6)
+    np.testing.assert_allclose(forward_keeping_state(model, noisy), forward_keeping_state(model, x), atol=1e-6)
     # Sanity: the same change on a real frame does move the logits.
     moved = dict(x, frames=x["frames"].at[:, 0].set(1.0 - x["frames"][:, 0]))
-    assert float(jnp.abs(_forward(model, moved) - _forward(model, x)).max()) > 1e-5
+    assert float(jnp.abs(forward_keeping_state(model, moved) - forward_keeping_state(model, x)).max()) > 1e-5
 
 
 @pytest.mark.parametrize("feature", ["log_mel_deltas", "linear_spectrogram"])

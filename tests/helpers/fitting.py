@@ -1,6 +1,10 @@
 """A model that learns at all fits a fixed small batch in a few Adam steps: the check each model's
-tests make, with its own loss, step size and number of steps."""
+tests make, with its own loss, step size and number of steps; and one compiled forward pass that
+keeps what training mode updates."""
 
+import functools
+
+import jax
 import numpy as np
 import optax
 from flax import nnx
@@ -40,3 +44,22 @@ def assert_adam_steps_fit(model: nnx.Module, batch, loss_of, *, learning_rate: f
 def cross_entropy(labels):
     """loss_of for classifiers: the mean softmax cross-entropy of logits (B, C) against `labels` (B,)."""
     return lambda logits: optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+# Parity tests compare numbers, not speed: XLA's optimisation level 0 compiles the big backbones fast.
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+
+@functools.partial(jax.jit, static_argnums=0, compiler_options=FAST_COMPILE)
+def _apply(graphdef, state, inputs):
+    model = nnx.merge(graphdef, state)
+    return model(inputs), nnx.state(model)
+
+
+def forward_keeping_state(model, inputs):
+    """model(inputs) compiled; what it updates in training mode (BatchNorm's running averages, RNG
+    counts) written back into `model`."""
+    graphdef, state = nnx.split(model)
+    out, state = _apply(graphdef, state, inputs)
+    nnx.update(model, state)
+    return out
