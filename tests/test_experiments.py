@@ -17,7 +17,6 @@ import pytest
 import data_builders
 from fer_jax.config import load_config
 from fer_jax.train.loop import train
-from test_builder_send import _in_process_pool
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
@@ -49,10 +48,8 @@ def corpora(tmp_path_factory):
     def build(dataset: str) -> str:
         if dataset not in built:
             corpus = dataset.split("/")[0]
-            # In this process: a dummy corpus of a dozen clips spends most of a worker pool's time
-            # starting workers (imports, the landmark model), which here are loaded once.
-            with _in_process_pool():
-                data_builders.build(dataset, str(data_dir), str(ROOT / "data_builders" / corpus / "dummy_data"))
+            # A dummy corpus (fewer than 32 clips) builds in this process, not in Beam worker processes.
+            data_builders.build(dataset, str(data_dir), str(ROOT / "data_builders" / corpus / "dummy_data"))
             built.add(dataset)
         return str(data_dir)
 
