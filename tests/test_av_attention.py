@@ -17,7 +17,7 @@ from fer_jax.models.av_attention import (
     SelfAttentionPool,
     TransformerAttentionPool,
 )
-from helpers.fitting import assert_adam_steps_fit, cross_entropy
+from helpers.fitting import assert_adam_steps_fit, cross_entropy, masked_batch
 from helpers.tolerance import assert_caught, assert_close, largest_param_flipped, output_tolerance
 
 
@@ -67,13 +67,7 @@ def _inputs(batch=4, frames=4, size=16, seed=0, labels=None):
         # A learnable batch: the class shifts both modalities.
         video = 0.5 * video + 0.25 * np.asarray(labels)[:, None, None, None, None]
         audio = audio + np.asarray(labels)[:, None, None, None]
-    mask = np.ones((batch, frames), bool)
-    mask[0, 2:] = False  # one clip of 2 real frames, padded to 4
-    return {
-        "frames": jnp.asarray(video, jnp.float32),
-        "log_mel_deltas": jnp.asarray(audio, jnp.float32),
-        "frame_mask": jnp.asarray(mask),
-    }
+    return masked_batch(video, 2, log_mel_deltas=audio)  # one clip of 2 real frames, padded to 4
 
 
 # ---- NumPy float64 references of the aggregations (formulas in av_attention's docstring) ----

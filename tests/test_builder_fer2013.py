@@ -15,7 +15,7 @@ from data_builders import common
 from data_builders.fer2013 import fer2013_dataset_builder, make_dummy_data, parse
 from fer_jax import cli
 from fer_jax.errors import InputError
-from helpers.builds import tfds_builder_test_case
+from helpers.builds import build_in_process, tfds_builder_test_case
 
 DUMMY = pathlib.Path(fer2013_dataset_builder.__file__).parent / "dummy_data"
 CSV = DUMMY / "fer2013.csv"
@@ -112,9 +112,7 @@ Fer2013Raw48Test = tfds_builder_test_case(fer2013_dataset_builder.Builder, DUMMY
 @pytest.fixture(scope="module")
 def raw48(tmp_path_factory):
     """(data_dir, fer-jax build exit status) of raw48 built from the dummy csv with the fer-jax CLI."""
-    data_dir = tmp_path_factory.mktemp("tfds")
-    status = cli.main(["build", "fer2013/raw48", "--manual-dir", str(DUMMY), "--data-dir", str(data_dir)])
-    return data_dir, status
+    return build_in_process(tmp_path_factory, "fer2013/raw48", DUMMY)
 
 
 def test_fer_jax_build_exits_3_and_reports_each_bad_row(raw48):

@@ -19,7 +19,7 @@ from data_builders.send import layout, send_dataset_builder, timed_frames
 from fer_jax import cli
 from fer_jax.errors import ConfigError, InputError
 from fer_jax.preprocess import clip as clip_lib
-from helpers.builds import MULTI_PROCESSING, tfds_build, tfds_builder_test_case
+from helpers.builds import MULTI_PROCESSING, build_in_process, tfds_build, tfds_builder_test_case
 
 DUMMY = pathlib.Path(send_dataset_builder.__file__).parent / "dummy_data"
 KEPT = {"train": 3, "validation": 1, "test": 1}
@@ -203,9 +203,7 @@ SendTest = tfds_builder_test_case(
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """(data_dir, fer-jax build exit status) of the dummy SEND built with the fer-jax CLI."""
-    data_dir = tmp_path_factory.mktemp("tfds")
-    status = cli.main(["build", "send/gray64_2hz", "--manual-dir", str(DUMMY), "--data-dir", str(data_dir)])
-    return data_dir, status
+    return build_in_process(tmp_path_factory, "send/gray64_2hz", DUMMY)
 
 
 def test_videos_rated_past_max_steps_are_cut_and_reported(tmp_path):

@@ -11,7 +11,7 @@ from flax import nnx
 from fer_jax.errors import ConfigError
 from fer_jax.models import build_model
 from fer_jax.models.lemhi import CnnCtsLstm, LemhiCnn, segment_means
-from helpers.fitting import assert_adam_steps_fit, cross_entropy
+from helpers.fitting import assert_adam_steps_fit, cross_entropy, masked_batch
 from helpers.tolerance import assert_caught, assert_close, output_tolerance
 
 TINY_BACKBONE = {"backbone_kwargs": {"blocks": ((4,), (8,))}}
@@ -48,13 +48,7 @@ def _inputs(batch=4, frames=6, size=16, seed=0, labels=None):
         shift = 0.4 * np.asarray(labels, np.float64)
         video = 0.2 * video + shift[:, None, None, None, None]
         lemhi = 0.2 * lemhi + shift[:, None, None, None]
-    mask = np.ones((batch, frames), bool)
-    mask[0, 4:] = False  # a clip of 4 real frames, padded to 6
-    return {
-        "frames": jnp.asarray(video, jnp.float32),
-        "lemhi": jnp.asarray(lemhi, jnp.float32),
-        "frame_mask": jnp.asarray(mask),
-    }
+    return masked_batch(video, 4, lemhi=lemhi)  # a clip of 4 real frames, padded to 6
 
 
 def test_segment_means_match_array_split_of_the_valid_frames():

@@ -28,7 +28,7 @@ from flax import nnx
 from fer_jax.errors import ConfigError
 from fer_jax.models.backbones import apply_per_frame, build_backbone
 from fer_jax.models.fusion import build_fusion
-from fer_jax.models.registry import register
+from fer_jax.models.registry import check_frames, register
 from fer_jax.models.words_branch import WordsBranch
 
 AGGREGATIONS = ("self", "relation", "transformer")
@@ -196,11 +196,7 @@ class AvAttentionFbp(nnx.Module):
     def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
         """frames (B, T, H, W, C), log_mel_deltas (B, T_a, n_mels, 3)[, frame_mask (B, T)] -> (B, K)."""
         frames, spectrogram = inputs["frames"], inputs["log_mel_deltas"]
-        if frames.ndim != 5 or frames.shape[-1] != self.in_channels:
-            raise ConfigError(
-                f"av_attention_fbp expects frames (B, T, H, W, {self.in_channels}), got {frames.shape}; "
-                "set in_channels to match the data."
-            )
+        check_frames("av_attention_fbp", frames, self.in_channels)
         if spectrogram.ndim != 4 or spectrogram.shape[-1] != 3:
             raise ConfigError(
                 f"av_attention_fbp expects log_mel_deltas (B, T_a, n_mels, 3), got {spectrogram.shape}."

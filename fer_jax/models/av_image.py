@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fer_jax.errors import ConfigError
-from fer_jax.models.registry import register
+from fer_jax.models.registry import check_frames, register
 
 LAYOUTS = ("side_by_side", "channels")
 
@@ -116,11 +116,7 @@ class AvImageInception(nnx.Module):
     def combine(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
         """The joint image: (B, S, 2S, C) side by side or (B, S, S, C + 1) as channels, float32."""
         frames, wave = inputs["frames"], inputs["waveform_image"]
-        if frames.ndim != 5 or frames.shape[-1] != self.in_channels:
-            raise ConfigError(
-                f"av_image_inception expects frames (B, T, H, W, {self.in_channels}), got {frames.shape}; "
-                "set in_channels to match the data."
-            )
+        check_frames("av_image_inception", frames, self.in_channels)
         if wave.ndim != 4 or wave.shape[-1] != 1:
             raise ConfigError(f"av_image_inception expects waveform_image (B, H, W, 1), got {wave.shape}.")
         if not -frames.shape[1] <= self.frame_index < frames.shape[1]:

@@ -27,7 +27,7 @@ from flax import nnx
 from fer_jax.errors import ConfigError
 from fer_jax.models.backbones import apply_per_frame, build_backbone
 from fer_jax.models.recurrent import LSTMCell
-from fer_jax.models.registry import register
+from fer_jax.models.registry import check_frames, register
 
 
 @register("lemhi_cnn")
@@ -126,11 +126,7 @@ class CnnCtsLstm(nnx.Module):
     def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
         """frames (B, T, H, W, C)[, frame_mask (B, T)] -> logits (B, num_classes) float32."""
         frames = inputs["frames"]
-        if frames.ndim != 5 or frames.shape[-1] != self.in_channels:
-            raise ConfigError(
-                f"cnn_ctslstm expects frames (B, T, H, W, {self.in_channels}), got {frames.shape}; "
-                "set in_channels to match the data."
-            )
+        check_frames("cnn_ctslstm", frames, self.in_channels)
         if frames.shape[1] < self.segments:
             raise ConfigError(
                 f"cnn_ctslstm: clips of {frames.shape[1]} frames cannot fill {self.segments} segments; "

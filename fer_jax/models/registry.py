@@ -70,3 +70,12 @@ def _check_kwargs(name: str, factory: Callable[..., Any], kwargs: dict[str, Any]
 
 def _qualified_name(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def check_frames(model_name: str, frames, in_channels: int) -> None:
+    """Raise ConfigError unless `frames` is a (B, T, H, W, in_channels) video batch."""
+    if frames.ndim != 5 or frames.shape[-1] != in_channels:
+        raise ConfigError(
+            f"{model_name} expects frames (B, T, H, W, {in_channels}), got {frames.shape}; "
+            "set in_channels to match the data."
+        )

@@ -160,6 +160,14 @@ def background_builds(tmp_path_factory, name: str, manual_dir: pathlib.Path, tfd
         build.stop()
 
 
+def build_in_process(tmp_path_factory, name: str, manual_dir: pathlib.Path) -> tuple[pathlib.Path, int]:
+    """(data dir, exit status) of `fer-jax build NAME --manual-dir manual_dir`, run in this process."""
+    from fer_jax import cli
+
+    data_dir = tmp_path_factory.mktemp("tfds")
+    return data_dir, cli.main(["build", name, "--manual-dir", str(manual_dir), "--data-dir", str(data_dir)])
+
+
 def finished_build(build: BackgroundBuild, name: str) -> tuple[pathlib.Path, subprocess.CompletedProcess, dict]:
     """(data dir, finished process, build_report.json) of a background `fer-jax build NAME`."""
     done = build.result()

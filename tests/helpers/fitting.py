@@ -5,6 +5,7 @@ keeps what training mode updates."""
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
@@ -63,3 +64,12 @@ def forward_keeping_state(model, inputs):
     out, state = _apply(graphdef, state, inputs)
     nnx.update(model, state)
     return out
+
+
+def masked_batch(video, real_frames_of_first: int, **others) -> dict:
+    """{"frames": video, **others, "frame_mask"} as jax arrays (float32 but the mask): every clip's
+    frames real, but the first clip's after `real_frames_of_first`, which are padding."""
+    mask = np.ones(video.shape[:2], bool)
+    mask[0, real_frames_of_first:] = False
+    return {"frames": jnp.asarray(video, jnp.float32), **{k: jnp.asarray(v, jnp.float32) for k, v in others.items()},
+            "frame_mask": jnp.asarray(mask)}
