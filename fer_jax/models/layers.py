@@ -59,15 +59,19 @@ def conv3d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, 
     added in bfloat16 would have its gradient (a sum over every output position) accumulated in
     bfloat16, which left the demo model's bias gradients 4-34% off their float32 values.
     """
-    if _LAX_CONVOLUTIONS.get() or (kernel.shape[3] > TAPS_MAX_IN_CHANNELS and not use_matmul()):
-        out_dtype = x.dtype if out_dtype is None else out_dtype
-        y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (1, 1, 1), "SAME",
-                                         dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
-        y = y.astype(jnp.float32)
-        return (y if bias is None else y + bias.astype(jnp.float32)).astype(out_dtype)
-    if kernel.shape[3] <= TAPS_MAX_IN_CHANNELS:
+    if kernel.shape[3] <= TAPS_MAX_IN_CHANNELS and not _LAX_CONVOLUTIONS.get():
         return conv3d_same_by_taps(x, kernel, bias, out_dtype=out_dtype)
-    return conv3d_same_by_matmul(x, kernel, bias, out_dtype=out_dtype)
+    if use_matmul():
+        return conv3d_same_by_matmul(x, kernel, bias, out_dtype=out_dtype)
+    y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (1, 1, 1), "SAME",
+                                     dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+    return _plus_bias(y, bias, x.dtype if out_dtype is None else out_dtype)
+
+
+def _plus_bias(y: jax.Array, bias: jax.Array | None, out_dtype) -> jax.Array:
+    """y + bias, added in float32, rounded once to `out_dtype` (why: `conv3d_same`)."""
+    y = y.astype(jnp.float32)
+    return (y if bias is None else y + bias.astype(jnp.float32)).astype(out_dtype)
 
 
 def conv3d_same_by_taps(
@@ -84,11 +88,8 @@ def conv3d_same_by_taps(
     are exact in float32; a library convolution accumulates the same way) and the result is cast to
     `out_dtype` once, after the bias.
     """
-    out_dtype = x.dtype if out_dtype is None else out_dtype
-    out = _tap_sum(x.astype(jnp.float32), kernel.astype(jnp.float32)).astype(jnp.float32)
-    if bias is not None:
-        out = out + bias.astype(jnp.float32)
-    return out.astype(out_dtype)
+    out = _tap_sum(x.astype(jnp.float32), kernel.astype(jnp.float32))
+    return _plus_bias(out, bias, x.dtype if out_dtype is None else out_dtype)
 
 
 def _shifted(x: jax.Array, window: tuple[int, int, int]):
@@ -160,9 +161,7 @@ def conv3d_same_by_matmul(
     # Output frame s takes temporal tap a from input frame s + a - kt // 2 ('SAME' zero padding).
     padded_blocks = jnp.pad(blocks, ((0, 0), (kt // 2, kt // 2), (0, 0), (0, 0), (0, 0), (0, 0)))
     out = sum(padded_blocks[:, a : a + t, :, :, a, :] for a in range(kt))
-    if bias is not None:
-        out = out + bias.astype(jnp.float32)
-    return out.astype(out_dtype)
+    return _plus_bias(out, bias, out_dtype)
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, padding: str) -> jax.Array:
