@@ -126,20 +126,33 @@ def _bf16_sums(jaxpr) -> list[tuple[tuple[int, ...], int]]:
     return found
 
 
-def test_demo_model_sums_its_bf16_gradients_in_float32():
-    """The demo model (cnn3d_convlstm) in bf16 convolves in bfloat16, forward and backward, but sums
-    no more than 8 bfloat16 terms anywhere: XLA rounds a bfloat16 reduction's accumulator at every
-    add, and the bias gradients, sums over every output position, came out 4-34% off the float32
-    ones (what remains are the max pool's tie counts, at most 8 small integers, which are exact)."""
+# Models whose convolutions add a bias: the demo model's own (layers.conv3d_same) and those built
+# on layers.Conv (C3D; the VGG blocks of the audio branch and the backbones), tiny, with their inputs.
+_BIASED_CONV_MODELS = {
+    "cnn3d_convlstm": ({"frames": T, "size": S, "conv_features": [2, 4, 4], "convlstm_filters": 2,
+                        "standardize_clips": True}, {"frames": (B, T, S, S, 1)}),
+    "msff_c3d": (_config("bf16").model.kwargs, {"frames": (B, T, S, S, 1)}),
+    "msff_audio_vgg_blstm": ({"n_freq": 16, "conv_blocks": ((8,),), "lstm_hidden": 8, "dropout": 0.0},
+                             {"log_mel": (B, 32, 16)}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BIASED_CONV_MODELS))
+def test_bf16_models_sum_their_gradients_in_float32(name):
+    """In bf16 a model convolves in bfloat16, forward and backward, but sums no more than 8
+    bfloat16 terms anywhere: XLA rounds a bfloat16 reduction's accumulator at every add, and the
+    demo model's bias gradients, sums over every output position, came out 4-34% off the float32
+    ones before its biases were added in float32 (what remains are the max pool's tie counts, at
+    most 8 small integers, which are exact). C3D and the audio VGG summed 1024-4096 such terms."""
+    kwargs, input_shapes = _BIASED_CONV_MODELS[name]
     with jax.default_prng_impl("rbg"):
-        model = nnx.jit(lambda: build_model(
-            "cnn3d_convlstm", num_classes=3, frames=T, size=S, conv_features=[2, 4, 4], convlstm_filters=2,
-            standardize_clips=True, rngs=nnx.Rngs(0)))()
+        model = nnx.jit(lambda: build_model(name, num_classes=3, rngs=nnx.Rngs(0), **kwargs))()
     set_compute_dtype(model, "bf16")
-    frames, label = jnp.zeros((B, T, S, S, 1)), jnp.zeros((B,), jnp.int32)
+    inputs = {key: jnp.zeros(shape) for key, shape in input_shapes.items()}
+    label = jnp.zeros((B,), jnp.int32)
 
     def loss(model):
-        logits = model({"frames": frames})
+        logits = model(inputs)
         assert logits.dtype == jnp.float32
         return -jax.nn.log_softmax(logits)[jnp.arange(B), label].mean()
 

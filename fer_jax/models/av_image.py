@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fer_jax.errors import ConfigError
+from fer_jax.models import layers
 from fer_jax.models.registry import check_frames, register
 
 LAYOUTS = ("side_by_side", "channels")
@@ -47,7 +48,7 @@ class InceptionBlock(nnx.Module):
         width = out_features // 4
 
         def conv(cin, size):
-            return nnx.Conv(cin, width, (size, size), padding="SAME", dtype=dtype, rngs=rngs)
+            return layers.Conv(cin, width, (size, size), padding="SAME", dtype=dtype, rngs=rngs)
 
         self.branch1 = conv(in_features, 1)
         self.reduce3, self.branch3 = conv(in_features, 1), conv(width, 3)

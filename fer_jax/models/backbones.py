@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fer_jax.errors import ConfigError
+from fer_jax.models import layers
 
 VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 
@@ -40,10 +41,10 @@ def scaled_width(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
-def _conv(c_in, c_out, k, stride=1, *, padding, use_bias=False, dtype, rngs) -> nnx.Conv:
+def _conv(c_in, c_out, k, stride=1, *, padding, use_bias=False, dtype, rngs) -> layers.Conv:
     # Explicit symmetric padding as torch pads: "SAME" would pad a stride-2 conv on an even input
     # only at the end, shifting every later feature by half a pixel against imported weights.
-    return nnx.Conv(
+    return layers.Conv(
         c_in, c_out, (k, k), strides=stride, padding=((padding, padding), (padding, padding)),
         use_bias=use_bias, kernel_init=_KAIMING_FAN_OUT, dtype=dtype, rngs=rngs,
     )

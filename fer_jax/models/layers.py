@@ -19,6 +19,8 @@ import itertools
 
 import jax
 import jax.numpy as jnp
+from flax import nnx
+from flax.nnx.nn import dtypes as nnx_dtypes
 
 # Up to this many input channels a 3D convolution is a sum over its taps (the matrix product of
 # the gathered taps has too short an inner dimension to pay for gathering them).
@@ -66,6 +68,25 @@ def conv3d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, 
     y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (1, 1, 1), "SAME",
                                      dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
     return _plus_bias(y, bias, x.dtype if out_dtype is None else out_dtype)
+
+
+class Conv(nnx.Conv):
+    """`nnx.Conv` with the bias added in float32 and the sum rounded once to the layer's dtype, as
+    in `conv3d_same` (why: its docstring): the same parameters, a drop-in for the models' layers."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, promote_dtype=_promote_keeping_bias_float32, **kwargs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = super().__call__(x)  # a bfloat16 convolution plus a float32 bias: float32
+        return y if self.dtype is None else y.astype(self.dtype)
+
+
+def _promote_keeping_bias_float32(args, /, *, dtype=None, inexact=True):
+    """nnx.Conv's dtype promotion of (inputs, kernel, bias), the bias kept in float32."""
+    inputs, kernel, bias = args
+    inputs, kernel = nnx_dtypes.promote_dtype((inputs, kernel), dtype=dtype, inexact=inexact)
+    return inputs, kernel, None if bias is None else bias.astype(jnp.float32)
 
 
 def _plus_bias(y: jax.Array, bias: jax.Array | None, out_dtype) -> jax.Array:

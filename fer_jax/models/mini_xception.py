@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fer_jax.errors import ConfigError, FerJaxError
+from fer_jax.models import layers
 from fer_jax.models.registry import register
 from fer_jax.models.transfer import load_keras_weights
 
@@ -102,11 +103,11 @@ class SeparableConv2D(nnx.Module):
     def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, *, use_bias: bool = False,
                  kernel_init: nnx.Initializer | None = None, dtype: jnp.dtype = jnp.float32, rngs: nnx.Rngs):
         kernel_init = kernel_init or _glorot()
-        self.depthwise = nnx.Conv(
+        self.depthwise = layers.Conv(
             in_features, in_features, (kernel_size, kernel_size), padding="SAME",
             feature_group_count=in_features, use_bias=False, kernel_init=kernel_init, dtype=dtype, rngs=rngs,
         )
-        self.pointwise = nnx.Conv(
+        self.pointwise = layers.Conv(
             in_features, out_features, (1, 1), use_bias=use_bias, kernel_init=kernel_init, dtype=dtype,
             rngs=rngs,
         )
@@ -122,7 +123,7 @@ class ResidualBlock(nnx.Module):
     """
 
     def __init__(self, in_features: int, out_features: int, *, dtype: jnp.dtype, rngs: nnx.Rngs):
-        self.shortcut = nnx.Conv(
+        self.shortcut = layers.Conv(
             in_features, out_features, (1, 1), strides=2, padding="SAME", use_bias=False,
             kernel_init=_glorot(), dtype=dtype, rngs=rngs,
         )
@@ -176,9 +177,9 @@ class MiniXception(nnx.Module):
         self.in_channels = in_channels
         self.dtype = dtype
         conv = dict(use_bias=False, kernel_init=_glorot(), dtype=dtype, rngs=rngs)
-        self.conv1 = nnx.Conv(in_channels, _STEM_FEATURES, (3, 3), padding="VALID", **conv)
+        self.conv1 = layers.Conv(in_channels, _STEM_FEATURES, (3, 3), padding="VALID", **conv)
         self.bn1 = nnx.BatchNorm(_STEM_FEATURES, dtype=dtype, rngs=rngs, **_BN)
-        self.conv2 = nnx.Conv(_STEM_FEATURES, _STEM_FEATURES, (3, 3), padding="VALID", **conv)
+        self.conv2 = layers.Conv(_STEM_FEATURES, _STEM_FEATURES, (3, 3), padding="VALID", **conv)
         self.bn2 = nnx.BatchNorm(_STEM_FEATURES, dtype=dtype, rngs=rngs, **_BN)
         self.blocks = nnx.List()
         features_in = _STEM_FEATURES
@@ -187,7 +188,7 @@ class MiniXception(nnx.Module):
             features_in = features
         # The class head: a 3x3 conv to one map per class, averaged over the map (no dense layer).
         self.head = (
-            nnx.Conv(features_in, num_classes, (3, 3), padding="SAME", kernel_init=_glorot(), dtype=dtype,
+            layers.Conv(features_in, num_classes, (3, 3), padding="SAME", kernel_init=_glorot(), dtype=dtype,
                      rngs=rngs)
             if include_head
             else None

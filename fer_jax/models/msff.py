@@ -26,6 +26,7 @@ from flax import nnx
 from fer_jax.errors import ConfigError
 from fer_jax.models.backbones import VGG, apply_per_frame, build_backbone
 from fer_jax.models.fusion import build_fusion, fusion_class
+from fer_jax.models import layers
 from fer_jax.models.recurrent import BLSTM
 from fer_jax.models.registry import build_model, register
 
@@ -161,7 +162,7 @@ class C3D(nnx.Module):
             convs = nnx.List()
             for c_out in block:
                 convs.append(
-                    nnx.Conv(c_in, c_out, (3, 3, 3), padding="SAME", kernel_init=_HE, dtype=dtype, rngs=rngs)
+                    layers.Conv(c_in, c_out, (3, 3, 3), padding="SAME", kernel_init=_HE, dtype=dtype, rngs=rngs)
                 )
                 c_in = c_out
             self.blocks.append(convs)
