@@ -225,10 +225,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def console_main() -> int:
-    """The `fer-jax` command: `main` in a process that uses transparent huge pages (fer_jax/hugepages.py)."""
+    """The `fer-jax` command: `main` in a process that uses transparent huge pages
+    (fer_jax/hugepages.py) and one XLA:CPU device per core (fer_jax/cpu_devices.py)."""
+    from fer_jax import cpu_devices
     from fer_jax.hugepages import reexec_with_huge_pages
 
-    reexec_with_huge_pages("fer_jax.cli")
+    cpu_devices.configure(several_processes=(parser().parse_args().num_processes or 1) > 1)
+    reexec_with_huge_pages("fer_jax.cli")  # the new process inherits XLA_FLAGS
     return main()
 
 

@@ -18,10 +18,33 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from fer_jax.errors import ConfigError
 
 
-def make_mesh(devices=None) -> Mesh:
-    """A 1-D mesh with a `data` axis over all devices of all processes (or the given ones)."""
-    devices = np.asarray(jax.devices() if devices is None else devices)
-    return Mesh(devices.reshape(-1), ("data",))
+def make_mesh(devices=None, *, batch_sizes=()) -> Mesh:
+    """A 1-D mesh with a `data` axis over all devices of all processes (or the given ones).
+
+    On CPU, where the `fer-jax` command makes one device per core (`fer_jax.cpu_devices`), each
+    process takes only as many of its devices as divide its share of every batch in `batch_sizes`
+    (a batch of 30 on 4 cores runs on 2 of them), so a batch size never has to suit the machine.
+    Elsewhere every device is used and a batch that does not divide fails as before.
+    """
+    if devices is None:
+        devices = jax.devices()
+        if batch_sizes and devices[0].platform == "cpu":
+            devices = _devices_dividing(devices, batch_sizes)
+    return Mesh(np.asarray(devices).reshape(-1), ("data",))
+
+
+def _devices_dividing(devices, batch_sizes) -> list:
+    """The first k devices of each process, k the most that divide every process's batch share."""
+    shares = [local_batch_size(size) for size in batch_sizes]
+    local = sum(d.process_index == devices[0].process_index for d in devices)
+    per_process = max(k for k in range(1, local + 1) if all(share % k == 0 for share in shares))
+    taken = collections.Counter()
+    kept = []
+    for device in devices:
+        if taken[device.process_index] < per_process:
+            taken[device.process_index] += 1
+            kept.append(device)
+    return kept
 
 
 def local_batch_size(global_batch_size: int) -> int:

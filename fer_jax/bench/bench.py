@@ -159,7 +159,7 @@ def run_bench(config: BenchConfig) -> dict:
     from fer_jax.sharding import make_mesh, to_global
     from fer_jax.train.loop import build_state
 
-    mesh = make_mesh()
+    mesh = make_mesh(batch_sizes=(config.batch,))
     if config.batch % mesh.size:
         raise ConfigError(f"bench: --batch {config.batch} is not divisible by the {mesh.size} devices")
     if config.against:

@@ -7,14 +7,13 @@ import pathlib
 
 from fer_jax.data.sources import class_names_of
 from fer_jax.eval.plots import plot_confusion
-from fer_jax.runs.saved_run import load_run
-from fer_jax.sharding import make_mesh
+from fer_jax.runs.saved_run import evaluation_mesh, load_run
 
 
 def evaluate_checkpoint(directory: str | pathlib.Path, split: str | None = None, step: int | None = None) -> dict:
     """Evaluate the best (or given) checkpoint of a training workdir on its validation split (or
     `split`); write `eval_<split>_step<step>.json` and the confusion matrix beside the run."""
-    mesh = make_mesh()
+    mesh = evaluation_mesh(directory)
     run = load_run(directory, step, mesh=mesh, trained_precision=True)  # computed as its validation was
     data = run.open_split(split)
     outputs, targets = run.predict_split(data, mesh)

@@ -19,8 +19,7 @@ from fer_jax.data.sources import class_names_of
 from fer_jax.errors import ConfigError
 from fer_jax.eval.late_fusion import fuse, random_search_fusion_weights
 from fer_jax.eval.metrics import classification_summary
-from fer_jax.runs.saved_run import load_run
-from fer_jax.sharding import make_mesh
+from fer_jax.runs.saved_run import evaluation_mesh, load_run
 
 
 @dataclasses.dataclass
@@ -37,7 +36,7 @@ class RunScores:
 def validation_scores(workdir: str | pathlib.Path) -> RunScores:
     """Class probabilities of a run's best checkpoint (the latest when none was scored) on its
     validation split, in the split's record order."""
-    mesh = make_mesh()
+    mesh = evaluation_mesh(workdir)
     run = load_run(workdir, mesh=mesh, trained_precision=True)
     if run.task.name != "classification":
         raise ConfigError(f"{run.workdir}: late fusion combines class scores; {run.config.model.name} is a "

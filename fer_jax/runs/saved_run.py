@@ -20,6 +20,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceShardin
 from fer_jax.config import ExperimentConfig, read_saved_config
 from fer_jax.data.sources import RecordKeys, Split, open_split
 from fer_jax.eval.evaluate import predict_split
+from fer_jax.sharding import make_mesh
 from fer_jax.train import checkpoint
 from fer_jax.train.step import model_of, set_compute_dtype
 from fer_jax.train.tasks import Classification, Regression, model_inputs, record_keys_of, task_of
@@ -73,6 +74,12 @@ class SavedRun:
         """(outputs (N, ...), {target: (N, ...)}) over every example of `split`, in record order."""
         forward = jax.jit(self.forward(probabilities=probabilities))
         return predict_split(forward, self.params, split, self.config.data, mesh, self.task.target_keys)
+
+
+def evaluation_mesh(directory) -> Mesh:
+    """The mesh to evaluate a saved run on: every device that its eval batch divides (`make_mesh`)."""
+    config = read_saved_config(run_dir(directory) / "config.json")
+    return make_mesh(batch_sizes=(config.data.eval_batch_size,))
 
 
 def load_run(directory, step: int | None = None, *, mesh: Mesh | None = None,

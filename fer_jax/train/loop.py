@@ -78,7 +78,7 @@ def train(config: ExperimentConfig, *, stop_after_steps: int | None = None, devi
         save_config(config, workdir / "config.json")
 
     # --- Mesh: one `data` axis over every device of every process.
-    mesh = make_mesh(devices)
+    mesh = make_mesh(devices, batch_sizes=(config.data.global_batch_size, config.data.eval_batch_size))
 
     # --- Input: both splits, checked against the config and the model's keys (read from the
     # model's traced shape) before anything is compiled.
