@@ -20,9 +20,10 @@ B, T, S = 8, 8, 16
 def _config(precision):
     return ExperimentConfig(
         data=DataConfig(num_classes=3, frames=T, size=S, global_batch_size=B),
-        # C3D: 3D convolutions and dense layers, the quickest of our models to compile.
+        # C3D: 3D convolutions and dense layers, the quickest of our models to compile. 8 channels
+        # into the second convolution, so that it is a matrix product (more than TAPS_MAX_IN_CHANNELS).
         model=ModelConfig(name="msff_c3d", kwargs={"frames": T, "size": S, "in_channels": 1,
-                                                   "conv_blocks": [[4], [8]], "pool_windows": [[1, 2, 2], [2, 2, 2]],
+                                                   "conv_blocks": [[8], [8]], "pool_windows": [[1, 2, 2], [2, 2, 2]],
                                                    "fc_features": [16], "dropout": 0.0}),
         augment=AugmentConfig(enabled=False),
         train=TrainConfig(learning_rate=1e-3, precision=precision),
