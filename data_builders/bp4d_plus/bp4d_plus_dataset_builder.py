@@ -21,7 +21,7 @@ import zlib
 from data_builders import base, common
 from data_builders.bp4d_plus.physiology import SignalBeside
 from fer_jax.errors import ConfigError, InputError
-from fer_jax.preprocess.sources import IMAGE_EXTENSIONS, ZipImages, natural_key
+from fer_jax.preprocess.sources import ZipImages, natural_key
 
 # Task -> the emotion it was designed to elicit (its "target emotion"): the label of its clip.
 TASK_EMOTIONS = {
@@ -35,6 +35,9 @@ FOLD_OF_SUBJECT = {subject: fold for fold, subjects in enumerate(FOLDS) for subj
 FRAMES_DIR, PHYSIOLOGY_DIR = "2D+3D", "Physiology"
 _SUBJECT = re.compile(r"[FM]\d{3}")
 _TASK = re.compile(r"T\d+")
+# The 2D frames are the zip's JPEGs (rPPG-Toolbox reads only .jpg members); the 3D models' files
+# beside them in the same zip are not frames.
+FRAME_SUFFIX = ".jpg"
 # BP4D+'s 2D frames are 1040x1392 with faces of several hundred pixels: no detector upsampling.
 _CLIP_OPTIONS = {"upsample": 0}
 
@@ -44,12 +47,12 @@ def fold_name(fold: int) -> str:
 
 
 def task_frames(archive: zipfile.ZipFile, subject: str) -> dict[str, list[str]]:
-    """{task folder: its image members in natural name order} of a participant's zip; members
-    outside `<subject>/<task>/` (3D models, other files) are not frames."""
+    """{task folder: its JPEG members in natural name order} of a participant's zip; other members
+    (3D models, files outside `<subject>/<task>/`) are not frames."""
     tasks: dict[str, list[str]] = {}
     for member in archive.namelist():
         parts = member.split("/")
-        if len(parts) == 3 and parts[0] == subject and pathlib.PurePath(parts[2]).suffix.lower() in IMAGE_EXTENSIONS:
+        if len(parts) == 3 and parts[0] == subject and parts[2].lower().endswith(FRAME_SUFFIX):
             tasks.setdefault(parts[1], []).append(member)
     return {task: sorted(members, key=lambda m: natural_key(m.rsplit("/", 1)[1])) for task, members in tasks.items()}
 

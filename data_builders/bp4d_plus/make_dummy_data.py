@@ -7,7 +7,8 @@ expression near the task's target emotion (the renderer has no startle, skeptici
 embarrassment or pain: those show surprise, disgust, happiness and sadness), 5 JPEG frames of
 160x160 (BP4D+'s are 1040x1392, thousands per task), zipped per participant as the owners ship
 them: `2D+3D/<subject>.zip` holding `<subject>/<task>/NNNN.jpg`, beside
-`Physiology/<subject>/<task>/BP_mmHg.txt` (a made-up pulse, one value per line).
+`Physiology/<subject>/<task>/BP_mmHg.txt` (a made-up pulse, one value per line). Each zip's first
+task also holds a `0000.obj` (a stand-in for the 3D models the real zips carry), which is no frame.
 
 Kept: F006/T1 and M026/T5 (fold 0), F046/T8 (fold 1), F078/T3 and F078/T10 (fold 2). Plus:
     2D+3D/M001.zip      cut short (fold 1)                       -> skipped, truncated
@@ -67,6 +68,11 @@ def write_signal(subject: str, task: str, seed: int) -> None:
     (folder / "BP_mmHg.txt").write_text("BP_mmHg\n" + "".join(f"{v:.2f}\n" for v in pressure))
 
 
+def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+    """A member with a fixed date, so that a rerun writes the same bytes."""
+    archive.writestr(zipfile.ZipInfo(name, date_time=(2016, 1, 1, 0, 0, 0)), data)
+
+
 def write_subject(subject: str, tasks, identity, seed: int) -> pathlib.Path:
     path = OUT / FRAMES_DIR / f"{subject}.zip"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +82,9 @@ def write_subject(subject: str, tasks, identity, seed: int) -> pathlib.Path:
             if how == "zero_byte":
                 frames[-1] = b""
             for i, data in enumerate(frames):
-                archive.writestr(f"{subject}/{task}/{i:04d}.jpg", data)
+                _add(archive, f"{subject}/{task}/{i:04d}.jpg", data)
+            if k == 0:  # a 3D model's file beside the frames: not a frame
+                _add(archive, f"{subject}/{task}/0000.obj", b"v 0 0 0\n")
             if how != "no_signal":
                 write_signal(subject, task, seed + k)
     return path
@@ -91,7 +99,7 @@ def main() -> None:
     whole = io.BytesIO()
     with zipfile.ZipFile(whole, "w") as archive:
         for i, data in enumerate(task_frames(identities[5], "T2", seed=50)):
-            archive.writestr(f"M001/T2/{i:04d}.jpg", data)
+            _add(archive, f"M001/T2/{i:04d}.jpg", data)
     (OUT / FRAMES_DIR / "M001.zip").write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])
     write_subject("F200", [("T1", "good")], identities[6], seed=60)
     print(f"wrote {OUT}: {dm.folder_bytes(OUT) / 1e3:.0f} kB")

@@ -171,6 +171,8 @@ class ZipImages(FrameSource):
                 for i in indices:
                     member = self.members[int(i)]
                     out[int(i)] = decode_image(np.frombuffer(archive.read(member), np.uint8), f"{self.archive}:{member}")
+        except FileNotFoundError:
+            raise InputError(self.name, "missing", f"zip archive {self.archive} not found") from None
         except (zipfile.BadZipFile, zlib.error, EOFError, KeyError) as err:
             raise InputError(self.name, "truncated", f"the zip archive is damaged ({err}); re-copy it from the source") from None
         return out
