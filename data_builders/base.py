@@ -51,25 +51,6 @@ FACE_WAVEFORM = "face_waveform"
 FACE_WAVEFORM_FRAME = 1
 
 
-def face_waveform_clip(audio_seconds: float, **clip_options) -> ClipConfig:
-    """The ClipConfig of a FACE_WAVEFORM config: 3 gray 128x128 faces (first, middle, last) and the
-    first `audio_seconds` of the waveform drawn as a 256x256 picture ("waveform_image")."""
-    return ClipConfig(num_frames=3, size=128, grayscale=True, audio_seconds=audio_seconds,
-                      audio_features=("waveform_image",), **clip_options)
-
-
-def face_waveform_config(audio_seconds: float, waveform: str = "the sound", clip_options: dict | None = None,
-                         **settings) -> "ClipCorpusConfig":
-    """A builder's FACE_WAVEFORM config; `waveform` says what the picture draws, `settings` are the
-    builder's own (e.g. vocal_channels=("speech",))."""
-    return ClipCorpusConfig(
-        name=FACE_WAVEFORM,
-        description=f"3 gray 128x128 faces (the model reads the middle one) beside the first {audio_seconds:g} s of "
-        f"{waveform} drawn as a 256x256 picture (audio-visual image fusion, av_image_inception).",
-        clip=face_waveform_clip(audio_seconds, **(clip_options or {})),
-        **settings,
-    )
-
 _SKIPPED_FILE = "_skipped.json"  # the side output, inside the build folder, merged into the report
 
 
@@ -88,6 +69,27 @@ class ClipCorpusConfig(tfds.core.BuilderConfig):
 
 
 _BUILDER_CONFIG_FIELDS = {f.name for f in dataclasses.fields(tfds.core.BuilderConfig)}
+
+
+def face_waveform_clip(audio_seconds: float, **clip_options) -> ClipConfig:
+    """The ClipConfig of a FACE_WAVEFORM config: 3 gray 128x128 faces (first, middle, last) and the
+    first `audio_seconds` of the waveform drawn as a 256x256 picture ("waveform_image")."""
+    return ClipConfig(num_frames=3, size=128, grayscale=True, audio_seconds=audio_seconds,
+                      audio_features=("waveform_image",), **clip_options)
+
+
+def face_waveform_config(audio_seconds: float, waveform: str | None = None, clip_options: dict | None = None,
+                         **settings) -> ClipCorpusConfig:
+    """A builder's FACE_WAVEFORM config; `waveform` says what the picture draws (default: the first
+    `audio_seconds` of sound), `settings` are the builder's own (e.g. vocal_channels=("speech",))."""
+    waveform = waveform or f"the first {audio_seconds:g} s of sound"
+    return ClipCorpusConfig(
+        name=FACE_WAVEFORM,
+        description=f"3 gray 128x128 faces (the model reads the middle one) beside {waveform} drawn as a 256x256 "
+        "picture (audio-visual image fusion, av_image_inception).",
+        clip=face_waveform_clip(audio_seconds, **(clip_options or {})),
+        **settings,
+    )
 
 
 class ClipCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):

@@ -75,6 +75,23 @@ def test_the_signal_is_stretched_over_the_picture_and_scaled_to_fill_it(tmp_path
     assert error.value.reason == "bad_signal"
 
 
+def test_face_waveform_pictures_the_tasks_blood_pressure_file():
+    """BP4D+ has no audio: the face_waveform record's picture is the task's BP_mmHg.txt, stretched
+    over the picture, drawn by the same function that draws RAVDESS's sound."""
+    from data_builders.common import preprocess_item
+    from fer_jax.preprocess import audio
+
+    config = bp4d.Builder(config="face_waveform", data_dir="/nonexistent").builder_config
+    assert "blood-pressure" in config.description and "no audio" in config.description
+    item = next(i for i in bp4d.find_clips(DUMMY, config, BuildReport())["fold2"] if i.key == "F078/T3")
+    _, example, skip, _ = preprocess_item(item, config.clip)
+    assert skip is None and example["frames"].shape == (3, 128, 128, 1)
+    samples = int(round(config.clip.audio_seconds * config.clip.sample_rate))
+    signal = physiology.read_signal(DUMMY / "Physiology" / "F078" / "T3" / "BP_mmHg.txt")
+    np.testing.assert_array_equal(example["waveform_image"], audio.waveform_image(physiology.stretched(signal, samples),
+                                                                                  samples))
+
+
 # ----------------------------------------------------------------------------------------------------
 # The command-line builds
 

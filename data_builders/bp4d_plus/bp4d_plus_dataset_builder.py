@@ -117,8 +117,8 @@ class Builder(base.ClipCorpusBuilder):
             signal=None,
         ),
         base.face_waveform_config(
-            4.0, waveform="the task's blood-pressure wave (Physiology/<subject>/<task>/BP_mmHg.txt, the whole task "
-            "stretched over it; BP4D+ has no audio)", clip_options=_CLIP_OPTIONS, signal="BP_mmHg.txt"),
+            4.0, waveform="the whole task's blood-pressure wave (Physiology/<subject>/<task>/BP_mmHg.txt; BP4D+ has "
+            "no audio)", clip_options=_CLIP_OPTIONS, signal="BP_mmHg.txt"),
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "BP4D+ is licensed by its owners at Binghamton University "
