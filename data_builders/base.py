@@ -42,6 +42,15 @@ GRAY64_T8 = ClipConfig(num_frames=8, size=64, grayscale=True, need_audio=False) 
 LEMHI = ClipConfig(size=112, grayscale=True, need_audio=False, variable_length=True, max_frames=32, lemhi=True)
 TIMING_FEATURES = {name: tfds.features.Scalar(dtype=np.int32) for name in ("onset", "apex", "offset")}
 
+# The audio-visual image fusion model (fer_jax/models/av_image.py, `av_image_inception`): aligned
+# faces at its input size (image_size 128) beside the waveform picture, every corpus alike under
+# the config name FACE_WAVEFORM. Three faces, not one: frame sampling keeps the first and last
+# frames, so a single face would be the clip's first, the neutral onset; the model reads the middle
+# one (FACE_WAVEFORM_FRAME, its `frame_index`).
+FACE_WAVEFORM = "face_waveform"
+FACE_WAVEFORM_FRAME = 1
+
+
 _SKIPPED_FILE = "_skipped.json"  # the side output, inside the build folder, merged into the report
 
 
@@ -60,6 +69,27 @@ class ClipCorpusConfig(tfds.core.BuilderConfig):
 
 
 _BUILDER_CONFIG_FIELDS = {f.name for f in dataclasses.fields(tfds.core.BuilderConfig)}
+
+
+def face_waveform_clip(audio_seconds: float, **clip_options) -> ClipConfig:
+    """The ClipConfig of a FACE_WAVEFORM config: 3 gray 128x128 faces (first, middle, last) and the
+    first `audio_seconds` of the waveform drawn as a 256x256 picture ("waveform_image")."""
+    return ClipConfig(num_frames=3, size=128, grayscale=True, audio_seconds=audio_seconds,
+                      audio_features=("waveform_image",), **clip_options)
+
+
+def face_waveform_config(audio_seconds: float, waveform: str | None = None, clip_options: dict | None = None,
+                         **settings) -> ClipCorpusConfig:
+    """A builder's FACE_WAVEFORM config; `waveform` says what the picture draws (default: the first
+    `audio_seconds` of sound), `settings` are the builder's own (e.g. vocal_channels=("speech",))."""
+    waveform = waveform or f"the first {audio_seconds:g} s of sound"
+    return ClipCorpusConfig(
+        name=FACE_WAVEFORM,
+        description=f"3 gray 128x128 faces (the model reads the middle one) beside {waveform} drawn as a 256x256 "
+        "picture (audio-visual image fusion, av_image_inception).",
+        clip=face_waveform_clip(audio_seconds, **(clip_options or {})),
+        **settings,
+    )
 
 
 class ClipCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):

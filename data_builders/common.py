@@ -33,6 +33,7 @@ from etils import epath
 from fer_jax.data.record_features import array_feature
 from fer_jax.errors import InputError
 from fer_jax.preprocess.clip import AUDIO_FEATURES, ClipConfig, process_clip, process_frames
+from fer_jax.preprocess.sources import FrameSource
 
 # Every builder writes the same record format (clip_features, array_feature), so they share its
 # version: a change to the format is one change here, and every corpus rebuilds.
@@ -50,7 +51,8 @@ _ITEM_KEYS = ("label", "subject", "clip_id")
 class ClipItem:
     """One clip of a corpus as its owner ships it.
 
-    path: a video file, a folder of image frames, or a list of image files (see `process_clip`);
+    path: a video file, a folder of image frames, a list of image files, or a
+    `fer_jax.preprocess.sources.FrameSource` (BP4D+'s zipped frames; see `process_clip`);
     for in-memory `frames` it only names the clip in errors and reports (e.g. "train.csv:row 17").
     label: class index, or None for corpora without classes (then pass class_names=None to
     `clip_features`). frames: (T, H, W, 3) uint8 RGB (or gray (T, H, W)) to preprocess instead of
@@ -59,7 +61,7 @@ class ClipItem:
     """
 
     key: str  # unique within the split
-    path: str | tuple[str, ...]
+    path: str | tuple[str, ...] | FrameSource
     label: int | None
     subject: str
     frames: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)

@@ -16,6 +16,7 @@ import copy
 from typing import Any
 
 from data_builders import DEFAULT_DATA_DIR
+from data_builders.base import FACE_WAVEFORM_FRAME
 from fer_jax.config import AugmentConfig, DataConfig, ExperimentConfig, ModelConfig, TrainConfig, leave_one_fold_out
 
 # (frames, size, channels) of the records each builder config writes (check_source_matches checks them).
@@ -23,6 +24,7 @@ GRAY64_T8 = (8, 64, 1)
 RGB224_T16 = (16, 224, 3)
 LEMHI = (32, 112, 1)  # up to 32 frames with a frame_mask, and the 112x112 LEMHI image
 SEND_2HZ = (360, 64, 1)  # one frame per 0.5 s rating step, 360 steps
+FACE_WAVEFORM = (3, 128, 1)  # data_builders.base.face_waveform_clip: 3 faces beside the waveform picture
 
 NO_AUGMENT = AugmentConfig(enabled=False)
 # The 3D-CNN + ConvLSTM paper's x14: each clip as it is or rotated by +-5, +-10 or +-15 degrees (7
@@ -119,3 +121,16 @@ def hu2019(model: str, corpus: str) -> ExperimentConfig:
         model_kwargs=LEMHI_MODELS[model],
         folds=corpus_folds, num_epochs=100,
     )
+
+
+# --- The audio-visual image fusion model: the face beside the waveform picture, one Inception CNN.
+# It reads the middle of the three stored faces; the rest are the model's defaults (3 stages of 32,
+# 64 and 128 filters, side by side, dropout 0.5).
+AV_IMAGE_MODEL = {"in_channels": 1, "image_size": 128, "frame_index": FACE_WAVEFORM_FRAME}
+
+
+def av_image(corpus: str, num_classes: int, corpus_folds: tuple[str, ...]) -> ExperimentConfig:
+    """av_image_inception on CORPUS's face_waveform records (`fer-jax build CORPUS/face_waveform`),
+    leave-one-fold-out over `corpus_folds` (`fer-jax cv`)."""
+    return experiment(f"av_image_{corpus}", f"{corpus}/face_waveform", "av_image_inception", shape=FACE_WAVEFORM,
+                      num_classes=num_classes, model_kwargs=AV_IMAGE_MODEL, folds=corpus_folds)

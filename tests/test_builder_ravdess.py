@@ -160,6 +160,8 @@ def test_song_config_says_23_actors_sang():
 def test_configs_and_a_wrong_manual_dir():
     av = ravdess.Builder(config="rgb224_t16_av", data_dir="/nonexistent").info.features
     assert av["frames"].shape == (16, 224, 224, 3) and av["log_mel_deltas"].shape == (350, 64, 3)
+    faces = ravdess.Builder(config="face_waveform", data_dir="/nonexistent").info.features  # av_image_inception's
+    assert faces["frames"].shape == (3, 128, 128, 1) and faces["waveform_image"].shape == (256, 256, 1)
     assert ravdess.Builder(config="gray64_t8_song", data_dir="/nonexistent").builder_config.vocal_channels == (
         "speech", "song")
     with pytest.raises(ConfigError, match="no Actor_01 .. Actor_24 folders"):

@@ -153,6 +153,10 @@ SHRINK = {
                                   "model.kwargs.dropout=0"]),
     "cnn_ctslstm_afew": (4, 3e-3, ["model.kwargs.backbone_kwargs.width=0.0625", "model.kwargs.lstm_hidden=16",
                                    "model.kwargs.dropout=0"]),
+    "av_image_ravdess": (5, 1e-2, ["model.kwargs.image_size=64", "model.kwargs.stage_filters=[8,16,16]",
+                                 "model.kwargs.dropout=0"]),
+    "av_image_bp4d_plus": (3, 1e-2, ["model.kwargs.image_size=64", "model.kwargs.stage_filters=[8,16,16]",
+                                 "model.kwargs.dropout=0"]),
     "send_valence": (3, 3e-3, ["model.kwargs.frame_backbone_kwargs.width=0.0625", "model.kwargs.projection_dim=8",
                                "model.kwargs.lstm_hidden=8", "model.kwargs.dropout=0"]),
 }
@@ -163,10 +167,12 @@ for _name in ("av_attention_fbp_afew", "av_attention_fbp_ravdess", "av_attention
 STEPS = 8
 # One config per method shows its loss falling (Hu et al.'s two models: test_hu2019_... below); the
 # method's other configs differ only in records and class count, so two steps show they run.
-LEARNS = ("cnn3d_convlstm_ck_plus", "cnn3d_convlstm_afew", "msff_afew", "av_attention_fbp_afew", "send_valence")
+LEARNS = ("cnn3d_convlstm_ck_plus", "cnn3d_convlstm_afew", "msff_afew", "av_attention_fbp_afew", "send_valence",
+          "av_image_ravdess")
 SMOKE_STEPS = 2
 # Training clips of each dummy corpus in the configs' first run (data_builders/*/README.md).
-TRAIN_CLIPS = {"ck_plus": 9, "mmi": 9, "savee": 4, "afew": 4, "ravdess": 5, "crema_d": 4, "send": 3}
+TRAIN_CLIPS = {"ck_plus": 9, "mmi": 9, "savee": 4, "afew": 4, "ravdess": 5, "crema_d": 4, "send": 3,
+               "bp4d_plus": 3}
 # Hu et al.'s two CK+ models: trained through `fer-jax cv` in test_fuse_... below.
 CV_FUSED = ("lemhi_cnn_ck_plus", "cnn_ctslstm_ck_plus")
 

@@ -159,3 +159,33 @@ def test_image_without_a_face(tmp_path):
     with pytest.raises(InputError) as caught:
         clip.process_clip(tmp_path, CONFIG)
     assert caught.value.reason == "no_face" and caught.value.path == str(tmp_path)
+
+
+def test_zipped_images_give_the_folders_clip_and_name_a_damaged_member(tmp_path, folder):
+    """The same PNGs zipped (BP4D+'s layout) give the same aligned clip; an empty member is
+    zero_byte, a member whose bytes were damaged in the archive (CRC mismatch) truncated."""
+    import zipfile
+
+    members = [f"S005/T1/img{i}.png" for i in range(NUM)]
+    archive = tmp_path / "S005.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for i, member in enumerate(members):
+            z.write(folder / f"img{i}.png", member)
+    zipped = clip.process_clip(sources.ZipImages(archive, members, name="S005/T1"), CONFIG)
+    np.testing.assert_array_equal(zipped["frames"], clip.process_clip(folder, CONFIG)["frames"])
+
+    with zipfile.ZipFile(archive, "a") as z:
+        z.writestr("S005/T1/empty.png", b"")
+    with pytest.raises(InputError, match="0 bytes") as error:
+        sources.ZipImages(archive, ["S005/T1/empty.png"]).frames_at([0])
+    assert error.value.reason == "zero_byte" and error.value.path == f"{archive}:S005/T1/empty.png"
+
+    damaged = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(damaged, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("a.png", b"x" * 64)
+    data = bytearray(damaged.read_bytes())
+    data[data.index(b"x" * 64)] = ord("y")  # the stored bytes no longer match their CRC
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="damaged") as error:
+        sources.ZipImages(damaged, ["a.png"], name="clip").frames_at([0])
+    assert error.value.reason == "truncated" and error.value.path == "clip"

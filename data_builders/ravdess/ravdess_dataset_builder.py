@@ -181,6 +181,7 @@ class Builder(base.ClipCorpusBuilder):
                             audio_features=("log_mel_deltas",)),
             vocal_channels=("speech",),
         ),
+        base.face_waveform_config(_AUDIO_SECONDS, clip_options={"upsample": 0}, vocal_channels=("speech",)),
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "RAVDESS is on Zenodo (https://zenodo.org/records/1188976, CC BY-NC-SA 4.0; the authors' site is "

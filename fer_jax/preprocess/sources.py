@@ -5,13 +5,14 @@ indices, and its audio. Three kinds exist:
 
     VideoFile       a media file decoded with PyAV (`fer_jax.preprocess.video`)
     ImageSequence   image files, one frame each (a folder of them, or an explicit list)
+    ZipImages       image members of a zip archive, one frame each (BP4D+ ships a zip per subject)
     InMemoryFrames  a (T, H, W, 3) uint8 array already in memory (e.g. FER2013's csv pixels)
 
 `open_source` picks one from what a builder passes. Frames always come out as (H, W, 3) uint8 RGB.
 Errors a user's files can cause are `InputError`s naming the file (see `video` for the reasons;
 image files add none: a missing image is "missing", an empty one "zero_byte", anything OpenCV
-cannot decode "undecodable"). Image sequences and in-memory frames have no audio: their
-`read_audio` raises reason "no_audio".
+cannot decode "undecodable"; a damaged zip archive is "truncated"). Image sequences, zipped images
+and in-memory frames have no audio: their `read_audio` raises reason "no_audio".
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import abc
 import contextlib
 import os
 import re
+import zipfile
+import zlib
 from collections.abc import Sequence
 
 import cv2
@@ -98,7 +101,11 @@ def read_image(path) -> np.ndarray:
     """
     if not os.path.isfile(path):
         raise InputError(path, "missing", "image file not found; check the path and the corpus folder layout")
-    data = np.fromfile(path, np.uint8)
+    return decode_image(np.fromfile(path, np.uint8), path)
+
+
+def decode_image(data: np.ndarray, path: str) -> np.ndarray:
+    """The bytes (uint8 (N,)) of an image file named `path` as (H, W, 3) uint8 RGB (see read_image)."""
     if data.size == 0:
         raise InputError(path, "zero_byte", "image file is empty (0 bytes); the copy or download probably failed")
     try:
@@ -141,6 +148,34 @@ class ImageSequence(FrameSource):
 
     def frames_at(self, indices):
         return {int(i): read_image(self.paths[int(i)]) for i in indices}
+
+
+class ZipImages(FrameSource):
+    """Image members of a zip archive in the given order, one frame each; only the wanted ones are
+    read and decoded. A member is named `archive:member` in errors."""
+
+    def __init__(self, archive, members: Sequence[str], name: str | None = None):
+        self.archive = os.fspath(archive)
+        self.members = list(members)
+        self.name = str(name or self.archive)
+
+    def count(self) -> int:
+        if not self.members:
+            raise InputError(self.name, "no_frames", "no image members to read frames from")
+        return len(self.members)
+
+    def frames_at(self, indices):
+        out = {}
+        try:
+            with zipfile.ZipFile(self.archive) as archive:
+                for i in indices:
+                    member = self.members[int(i)]
+                    out[int(i)] = decode_image(np.frombuffer(archive.read(member), np.uint8), f"{self.archive}:{member}")
+        except FileNotFoundError:
+            raise InputError(self.name, "missing", f"zip archive {self.archive} not found") from None
+        except (zipfile.BadZipFile, zlib.error, EOFError, KeyError) as err:
+            raise InputError(self.name, "truncated", f"the zip archive is damaged ({err}); re-copy it from the source") from None
+        return out
 
 
 class InMemoryFrames(FrameSource):
