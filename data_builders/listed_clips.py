@@ -23,7 +23,7 @@ from fer_jax.preprocess.clip import ClipConfig
 # The MAE-DFER protocol's input (16 frames of 160x160 RGB; its fine-tuning scripts' input_size=160,
 # num_frames=16), and the attention + FBP model's (16 frames of 224x224 RGB, as on AFEW) with sound.
 RGB160_T16 = ClipConfig(num_frames=16, size=160, grayscale=False, need_audio=False)
-AUDIO_SECONDS = 3.0  # the log-mel's fixed length: DFEW's and MAFW's clips mostly last 2-5 s, as AFEW's
+AUDIO_SECONDS = 3.0  # the log-mel's fixed length (the audio CNN reads a fixed length), as for AFEW's film clips
 
 
 def benchmark_configs(audio: bool) -> list[base.ClipCorpusConfig]:
