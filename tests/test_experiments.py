@@ -147,6 +147,10 @@ SHRINK = {
     "av_attention_fbp_afew": (2, 1e-2, []),
     "av_attention_fbp_ravdess": (2, 1e-2, []),
     "av_attention_fbp_crema_d": (2, 1e-2, []),
+    "av_attention_fbp_dfew": (2, 1e-2, []),
+    "av_attention_fbp_mafw": (2, 1e-2, []),
+    "cnn3d_convlstm_dfew": (4, 3e-3, ["model.kwargs.dropout=0"]),
+    "cnn3d_convlstm_mafw": (4, 3e-3, ["model.kwargs.dropout=0"]),
     "lemhi_cnn_mmi": (9, 3e-3, ["model.kwargs.backbone_kwargs.width=0.0625", "model.kwargs.dropout=0"]),
     "lemhi_cnn_afew": (4, 3e-3, ["model.kwargs.backbone_kwargs.width=0.0625", "model.kwargs.dropout=0"]),
     "cnn_ctslstm_mmi": (9, 3e-3, ["model.kwargs.backbone_kwargs.width=0.0625", "model.kwargs.lstm_hidden=16",
@@ -164,6 +168,8 @@ for _name in ("av_attention_fbp_afew", "av_attention_fbp_ravdess", "av_attention
     SHRINK[_name][2].extend([
         "model.kwargs.frame_backbone_kwargs.width=0.0625", "model.kwargs.audio_blocks=[[4,4],[8,8],[8,8],[8,8]]",
         "model.kwargs.fusion_kwargs.out_dim=8", "model.kwargs.dropout=0", "model.kwargs.fusion_kwargs.dropout=0"])
+for _name in ("av_attention_fbp_dfew", "av_attention_fbp_mafw"):  # the AFEW model's shrink, on DFEW and MAFW
+    SHRINK[_name][2].extend(SHRINK["av_attention_fbp_afew"][2])
 STEPS = 8
 # One config per method shows its loss falling (Hu et al.'s two models: test_hu2019_... below); the
 # method's other configs differ only in records and class count, so two steps show they run.
@@ -173,6 +179,7 @@ SMOKE_STEPS = 2
 # Training clips of each dummy corpus in the configs' first run (data_builders/*/README.md).
 TRAIN_CLIPS = {"ck_plus": 9, "mmi": 9, "savee": 4, "afew": 4, "ravdess": 5, "crema_d": 4, "send": 3,
                "bp4d_plus": 3}
+TRAIN_CLIPS.update(dfew=4, mafw=4)  # folds 1-4 of data_builders/{dfew,mafw}/dummy_data
 # Hu et al.'s two CK+ models: trained through `fer-jax cv` in test_fuse_... below.
 CV_FUSED = ("lemhi_cnn_ck_plus", "cnn_ctslstm_ck_plus")
 
