@@ -175,6 +175,12 @@ def test_window_records_feed_two_training_steps_scored_per_video(built, tmp_path
     assert results["val_num_videos"] == 1  # the two windows of 218_1 scored as one recording
     assert results["val_mae"] == pytest.approx(results["val_rmse"])  # one video: |error| = sqrt(error^2)
     assert results["val_neg_rmse"] == -results["val_rmse"]
+    # `fer-jax eval` of the saved run scores the same windows per video as the training's last evaluation.
+    from fer_jax.runs.evaluate import evaluate_checkpoint
+
+    summary = evaluate_checkpoint(tmp_path)
+    assert summary["num_videos"] == 1 and summary["step"] == 2
+    assert summary["rmse"] == pytest.approx(results["val_rmse"], rel=1e-5)  # float32 forward, same weights
 
 
 def test_tfds_build_command_builds_the_folder(builds):

@@ -62,3 +62,11 @@ def test_score_task_loss_is_the_windows_mean_squared_error_and_its_summary_the_v
     # Per video: (1 + 4) / 2 - 2 = 0.5 and 10 - 7 = 3.
     assert summary["mae"] == pytest.approx(1.75) and summary["rmse"] == pytest.approx(math.sqrt((0.25 + 9) / 2))
     assert summary["neg_rmse"] == -summary["rmse"] and summary["num_examples"] == 3 and summary["num_videos"] == 2
+
+
+def test_eval_tables_show_a_score_runs_video_scores():
+    from fer_jax.eval.evaluate import format_table
+
+    table = format_table({"mae": 1.75, "rmse": 2.15, "neg_rmse": -2.15, "num_videos": 2, "num_examples": 3}, "run: test")
+    assert table.splitlines() == ["run: test", "  mae             1.7500", "  rmse            2.1500",
+                                  "  num_videos      2", "  num_examples    3"]
