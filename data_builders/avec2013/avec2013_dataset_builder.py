@@ -1,8 +1,8 @@
 """avec2013: the AVEC 2013 depression sub-challenge (Valstar et al., AVEC 2013): BDI-II per recording.
 
-150 recordings (a subset of the Audio-Visual Depressive Language Corpus, AViD), 50 in each official
-partition (Training, Development, Testing), each labelled with its speaker's BDI-II score (0..63).
-A recording runs 20-50 minutes, too long for one record, so each video is read in windows: window k
+Recordings of the Audio-Visual Depressive Language Corpus (AViD) in three official partitions
+(Training, Development, Testing), each labelled with its speaker's BDI-II score (0..63). A
+recording runs many minutes, too long for one record, so each video is read in windows: window k
 covers [k * window_s, (k + 1) * window_s) of the video, its frames evenly spaced in it (the frame
 on screen at the middle of each of `num_frames` equal parts, decoded from the key frame before the
 window: `TimedFrames(seek=True)`). A record is one window:

@@ -4,7 +4,7 @@
 
 Each recording is a real face of scikit-image (through the demo corpus' `synth`, as SEND's dummy
 videos are made) going through seven expressions one after another, 4-6 s of H.264 + AAC
-(AVEC2013's recordings run 20-50 minutes; two 2 s windows each are enough to show the windowing), with a BDI-II score in its DepressionLabels file. Besides the good recordings:
+(AVEC2013's recordings run many minutes; two 2 s windows each are enough to show the windowing), with a BDI-II score in its DepressionLabels file. Besides the good recordings:
 
     Training/Video/214_1_video.mp4      its first 4 kB only (a copy cut short)   -> skipped, truncated
     Training/Video/216_1_video.mp4      no 216_1_Depression.csv                  -> skipped, missing_label

@@ -1,6 +1,6 @@
 """Scores of a value per video predicted from its windows: MAE and RMSE after per-video aggregation.
 
-A long video (AVEC2013's recordings run 20-50 minutes) is read as many short windows, each a record
+A long video (an AVEC2013 recording) is read as many short windows, each a record
 carrying its video's target (the BDI-II score) and the video's index; a model predicts one value per
 window. The challenge scores one prediction per video, so the windows' predictions are averaged per
 video first, then
