@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import re
 import time
 
 import numpy as np
@@ -34,6 +35,7 @@ from etils import epath
 from data_builders import beam_pipeline, common
 from fer_jax.errors import ConfigError, FerJaxError
 from fer_jax.preprocess.clip import ClipConfig
+from fer_jax.preprocess.sources import IMAGE_EXTENSIONS
 
 # The inputs the whole-sequence corpora (CK+, MMI, CASME II) are built for, and the onset, apex and
 # offset frame indices (the source's) that MMI and CASME II records carry.
@@ -52,6 +54,26 @@ FACE_WAVEFORM_FRAME = 1
 
 
 _SKIPPED_FILE = "_skipped.json"  # the side output, inside the build folder, merged into the report
+
+
+def loso_splits(held_out: str, subjects) -> tuple[str, str]:
+    """(train split, validation split) of leave-one-subject-out, for corpora with one split per
+    subject (CASME II, SMIC): every other subject against one."""
+    subjects = sorted(subjects)
+    if held_out not in subjects:
+        raise ConfigError(f"subject {held_out!r} has no split; splits: {', '.join(subjects)}")
+    return "+".join(s for s in subjects if s != held_out), held_out
+
+
+def numbered_frames(folder: pathlib.Path) -> dict[int, pathlib.Path]:
+    """{frame number: image file} of a clip folder of numbered frames (the last digit run of the
+    name): img46.jpg -> 46, reg_image046811.bmp -> 46811."""
+    frames = {}
+    for image in folder.iterdir():
+        digits = re.findall(r"\d+", image.stem)
+        if image.suffix.lower() in IMAGE_EXTENSIONS and digits:
+            frames[int(digits[-1])] = image
+    return frames
 
 
 class ClipCorpusConfig(tfds.core.BuilderConfig):

@@ -56,6 +56,8 @@ def cmd_train(args) -> int:
     results, _ = train(config)
     if "val_accuracy" in results:
         _print_results(results)
+    if "val_rmse" in results:
+        print(f"validation, per video: MAE {results['val_mae']:.3f}, RMSE {results['val_rmse']:.3f} ({results['val_num_videos']} videos)")
     print(json.dumps({k: results[k] for k in ("steps", "train_seconds", "best_step")}))
     return 0
 

@@ -133,13 +133,13 @@ def test_step_frame_times_sit_inside_each_steps_half_second():
     np.testing.assert_allclose(timed_frames.step_frame_times(np.array([0.5, 1.0]), 2), [0.125, 0.375, 0.625, 0.875])
 
 
-def _counting_video(path, seconds, fps, size=32, step=5):
+def _counting_video(path, seconds, fps, size=32, step=5, keyframe_every=None):
     """Frame i is flat grey step * i (lossless H.264), so a decoded frame says its index: round(mean / step)."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width = stream.height = size
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "0", "preset": "ultrafast"}
+        stream.options = {"crf": "0", "preset": "ultrafast", **({"g": str(keyframe_every)} if keyframe_every else {})}
         for i in range(int(seconds * fps)):
             frame = np.full((size, size, 3), step * i, np.uint8)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))

@@ -138,6 +138,7 @@ SHRINK = {
     "cnn3d_convlstm_ck_plus": (9, 3e-3, ["model.kwargs.dropout=0"]),
     "cnn3d_convlstm_savee": (4, 3e-3, ["model.kwargs.dropout=0"]),
     "cnn3d_convlstm_afew": (4, 3e-3, ["model.kwargs.dropout=0"]),
+    "cnn3d_convlstm_avec2013": (4, 3e-3, ["model.kwargs.dropout=0"]),
     "msff_afew": (2, 1e-2, [
         "model.kwargs.cnn_blstm.backbone_options.width=0.0625", "model.kwargs.cnn_blstm.lstm_hidden=8",
         "model.kwargs.cnn_blstm.dropout=0", "model.kwargs.c3d.conv_blocks=[[4],[8],[8,8],[8,8],[8,8]]",
@@ -180,6 +181,7 @@ SMOKE_STEPS = 2
 TRAIN_CLIPS = {"ck_plus": 9, "mmi": 9, "savee": 4, "afew": 4, "ravdess": 5, "crema_d": 4, "send": 3,
                "bp4d_plus": 3}
 TRAIN_CLIPS.update(dfew=4, mafw=4)  # folds 1-4 of data_builders/{dfew,mafw}/dummy_data
+TRAIN_CLIPS["avec2013"] = 4  # windows: two recordings of two 2 s windows each
 # Hu et al.'s two CK+ models: trained through `fer-jax cv` in test_fuse_... below.
 CV_FUSED = ("lemhi_cnn_ck_plus", "cnn_ctslstm_ck_plus")
 

@@ -33,12 +33,12 @@ import re
 from data_builders import base, common
 from data_builders.casme2 import sheet
 from fer_jax.errors import ConfigError, InputError
-from fer_jax.preprocess.sources import IMAGE_EXTENSIONS
 
 CLASSES = ("happiness", "disgust", "repression", "surprise", "others")
 FRAMES_DIR = "CASME2_RAW_selected"
 SHEET_NAME = "CASME2-coding-20140508.xlsx"
 HOMEPAGE = "http://casme.psych.ac.cn/casme/e2"
+loso_splits = base.loso_splits  # (train split, validation split) of leave-one-subject-out
 # The sheet's columns, by header with case, spaces and punctuation ignored ("Onset Frame" too).
 COLUMNS = {
     "subject": "subject",
@@ -48,14 +48,6 @@ COLUMNS = {
     "offsetframe": "offset",
     "estimatedemotion": "emotion",
 }
-
-
-def loso_splits(held_out: str, subjects) -> tuple[str, str]:
-    """(train split, validation split) of leave-one-subject-out: every other subject against one."""
-    subjects = sorted(subjects)
-    if held_out not in subjects:
-        raise ConfigError(f"CASME II subject {held_out!r} has no split; splits: {', '.join(subjects)}")
-    return "+".join(s for s in subjects if s != held_out), held_out
 
 
 def find_sheet(root: pathlib.Path) -> pathlib.Path:
@@ -108,16 +100,6 @@ def _frame_number(cell: str) -> int | None:
     return int(value)
 
 
-def _numbered_frames(folder: pathlib.Path) -> dict[int, pathlib.Path]:
-    """{frame number: image file} of a clip folder: img46.jpg -> 46."""
-    frames = {}
-    for image in folder.iterdir():
-        digits = re.findall(r"\d+", image.stem)
-        if image.suffix.lower() in IMAGE_EXTENSIONS and digits:
-            frames[int(digits[-1])] = image
-    return frames
-
-
 def clip_item(
     frames_root: pathlib.Path, where: str, row: dict[str, str], report: common.BuildReport
 ) -> common.ClipItem | None:
@@ -136,7 +118,7 @@ def clip_item(
         return None
     folder = frames_root / subject / row["filename"].strip()
     onset, apex, offset, filled = _fill_timing(where, folder, onset, apex, offset)
-    numbered = _numbered_frames(folder)
+    numbered = base.numbered_frames(folder)
     for needed in (onset, apex):
         if needed not in numbered:
             message = f"frame {needed} of the coding sheet is not in the clip folder"
@@ -162,7 +144,7 @@ def _fill_timing(where: str, folder: pathlib.Path, onset, apex, offset) -> tuple
         apex = (onset + offset) // 2
         notes.append("apex_from_midpoint")
     elif not offset or offset < apex:
-        offset = min(apex + (apex - onset), max(_numbered_frames(folder), default=apex))
+        offset = min(apex + (apex - onset), max(base.numbered_frames(folder), default=apex))
         notes.append("offset_corrected")
     if not onset <= apex <= offset:
         raise bad("frames must satisfy onset <= apex <= offset")

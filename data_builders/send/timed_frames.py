@@ -41,15 +41,18 @@ def step_frame_times(step_times: np.ndarray, frames_per_step: int = 1, step_s: f
     return (np.asarray(step_times, np.float64)[:, None] + offsets).reshape(-1)
 
 
-def frames_at_times(path, times: Sequence[float], max_overrun_s: float = MAX_OVERRUN_S) -> Iterator[np.ndarray]:
-    """Yield the frame on screen at each of `times` (non-decreasing, seconds), in one decoding pass.
+def frames_at_times(path, times: Sequence[float], max_overrun_s: float = MAX_OVERRUN_S,
+                    seek: bool = False) -> Iterator[np.ndarray]:
+    """Yield the frame on screen at each of `times` (non-decreasing, seconds), in one decoding pass
+    (from the start of the video, or with `seek` from the key frame at or before times[0]).
 
     Raises InputError "ratings_exceed_video" when a time lies more than max_overrun_s past the end
     of the video (those times cannot describe this video), and the reading errors of
     `fer_jax.preprocess.video` (missing, zero_byte, undecodable, truncated, ...).
     """
     k, previous, last_time, interval = 0, None, None, 0.0
-    with contextlib.closing(video.iter_video_frames(path)) as frames:
+    start_s = float(times[0]) if seek and len(times) else 0.0
+    with contextlib.closing(video.iter_video_frames(path, start_s)) as frames:
         for frame, time in frames:
             while k < len(times) and time > times[k] + _EPS_S:
                 yield frame if previous is None else previous  # times before the first frame get the first
@@ -101,7 +104,8 @@ class _ForwardFrames(Mapping):
         if self._stream is not None:
             self._stream.close()
         times = [self._source.times[i] for i in self._indices]
-        self._stream = _zip_frames(self._indices, frames_at_times(self._source.path, times, self._source.max_overrun_s))
+        frames = frames_at_times(self._source.path, times, self._source.max_overrun_s, self._source.seek)
+        self._stream = _zip_frames(self._indices, frames)
         self._at, self._frame = None, None
         self.passes += 1
 
@@ -113,9 +117,12 @@ def _zip_frames(indices, frames):
 
 class TimedFrames(sources.FrameSource):
     """The frames of the video at `path` on screen at `times` (seconds, non-decreasing), with its
-    audio from `audio_start_s` on (zeros first if that is before the video starts)."""
+    audio from `audio_start_s` on (zeros first if that is before the video starts). `seek`: decode
+    from the key frame before the first wanted time (a short window of a long video, AVEC2013),
+    not from the start (a whole video sampled throughout, SEND)."""
 
-    def __init__(self, path, times, *, audio_start_s: float = 0.0, max_overrun_s: float = MAX_OVERRUN_S):
+    def __init__(self, path, times, *, audio_start_s: float = 0.0, max_overrun_s: float = MAX_OVERRUN_S,
+                 seek: bool = False):
         times = np.asarray(times, np.float64)
         if times.ndim != 1 or np.any(np.diff(times) < 0):
             raise ValueError(f"{path}: times must be a non-decreasing 1-D sequence")
@@ -124,6 +131,7 @@ class TimedFrames(sources.FrameSource):
         self.times = tuple(float(t) for t in times)
         self.audio_start_s = float(audio_start_s)
         self.max_overrun_s = float(max_overrun_s)
+        self.seek = bool(seek)
 
     def count(self) -> int:
         if not self.times:

@@ -36,7 +36,11 @@ def evaluate_split(steps, state, split: Split, config: ExperimentConfig, mesh) -
 
 
 def format_table(summary: dict, title: str) -> str:
-    """A plain-text results table: WAR, UAR and per-class recall."""
+    """A plain-text results table: WAR, UAR and per-class recall; a regression's scores (CCC, or
+    MAE and RMSE per video) as they are."""
+    if "accuracy" not in summary:
+        shown = [(k, v) for k, v in summary.items() if k in ("ccc", "mae", "rmse", "num_videos", "num_examples")]
+        return "\n".join([title] + [f"  {k:<16}{v:.4f}" if isinstance(v, float) else f"  {k:<16}{v}" for k, v in shown])
     lines = [title, f"  {'accuracy (WAR)':<16}{summary['accuracy']:.4f}", f"  {'UAR':<16}{summary['uar']:.4f}"]
     for name, recall in summary["per_class_recall"].items():
         lines.append(f"  {'recall ' + name:<16}{'n/a' if recall is None else f'{recall:.4f}'}")

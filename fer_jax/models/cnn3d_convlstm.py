@@ -131,3 +131,17 @@ class Cnn3dConvLstm(nnx.Module):
         # The head casts x to the compute dtype; its logits come out in float32 (see __init__) so
         # softmax/cross-entropy are not computed in bfloat16.
         return self.head(x).astype(jnp.float32)
+
+
+@register("cnn3d_convlstm_score")
+class Cnn3dConvLstmScore(Cnn3dConvLstm):
+    """The 3D CNN + ConvLSTM with one output, a value per clip (task "score"): AVEC2013's BDI-II
+    predicted per window, averaged per video to be scored (`fer_jax.train.tasks.VideoScore`).
+    Takes Cnn3dConvLstm's options; returns (B, 1) float32."""
+
+    task = "score"
+
+    def __init__(self, num_classes: int, **kwargs):
+        if num_classes != 1:
+            raise ConfigError(f"cnn3d_convlstm_score predicts one value per clip; num_classes must be 1, got {num_classes}.")
+        super().__init__(1, **kwargs)

@@ -135,8 +135,9 @@ def frame_rate(stream) -> float:
     return float(rate) if rate else 0.0
 
 
-def _decoded_frames(container, stream, path) -> Iterator[tuple[np.ndarray, float]]:
-    """(frame (H, W, 3) uint8 RGB, timestamp s) for each frame of `stream`, in presentation order."""
+def _decoded_frames(container, stream, path, whole: bool = True) -> Iterator[tuple[np.ndarray, float]]:
+    """(frame (H, W, 3) uint8 RGB, timestamp s) for each frame of `stream`, in presentation order;
+    `whole` False: the decoding starts after a seek, so fewer frames than declared is no truncation."""
     fps = frame_rate(stream)
     count = 0
     try:
@@ -155,19 +156,27 @@ def _decoded_frames(container, stream, path) -> Iterator[tuple[np.ndarray, float
     # ISO-BMFF counts are exact: AVI headers, for one, count the empty frames of packed-B-frame
     # Xvid files that decode to nothing, so a short count there is no evidence of truncation.
     declared = stream.frames
-    if declared and count < declared and "mp4" in container.format.name:
+    if whole and declared and count < declared and "mp4" in container.format.name:
         message = f"decoded {count} of the {declared} frames the container declares; the file is cut short"
         raise InputError(path, "truncated", message)
 
 
-def iter_video_frames(path) -> Iterator[tuple[np.ndarray, float]]:
+def iter_video_frames(path, start_s: float = 0.0) -> Iterator[tuple[np.ndarray, float]]:
     """Stream the first video stream of `path` as (frame (H, W, 3) uint8 RGB, timestamp s) pairs.
 
     Only one decoded frame is alive at a time. Errors (see the module docstring) are raised when
     the generator is first advanced or, for a file cut short, when the decoding reaches the cut.
+    `start_s` > 0 seeks first, to the key frame at or before it, so the frames start at or before
+    `start_s` (a window deep into a long video is read without decoding what comes before it).
     """
     with open_media(path) as container:
-        yield from _decoded_frames(container, video_stream(container, path), path)
+        stream = video_stream(container, path)
+        if start_s > 0:
+            try:
+                container.seek(int(start_s / stream.time_base), stream=stream, backward=True)
+            except av.error.FFmpegError as err:
+                raise decode_error(path, err, opened=True) from None
+        yield from _decoded_frames(container, stream, path, whole=start_s <= 0)
 
 
 def read_video(path) -> VideoFrames:
@@ -182,6 +191,21 @@ def read_video(path) -> VideoFrames:
     if not fps and len(times) > 1:  # no rate in the header: estimate it from the timestamps
         fps = (len(times) - 1) / (times[-1] - times[0]) if times[-1] > times[0] else 0.0
     return VideoFrames(np.stack(frames), fps, np.asarray(times, np.float64))
+
+
+def duration_s(path) -> float:
+    """The first video stream's duration in seconds, from the container's header (no decoding);
+    decoded timestamps when the header has none."""
+    with open_media(path) as container:
+        stream = video_stream(container, path)
+        if stream.duration and stream.time_base:
+            return float(stream.duration * stream.time_base)
+        if container.duration:
+            return container.duration / av.time_base
+        last = None
+        for _, last in _decoded_frames(container, stream, path):
+            pass
+        return last + 1 / (frame_rate(stream) or 25.0)
 
 
 def read_audio(path, sample_rate: int = 16000) -> np.ndarray:

@@ -22,6 +22,7 @@ def evaluate_checkpoint(directory: str | pathlib.Path, split: str | None = None,
     summary.update(split=data.name, step=run.step)
     out = run.workdir / f"eval_{data.name}_step{run.step}.json"
     out.write_text(json.dumps(summary, indent=2))
-    plot_confusion(summary["confusion"], class_names, run.workdir / f"confusion_{data.name}_step{run.step}.png",
-                   title=f"{run.config.name} {data.name} step {run.step}")
+    if "confusion" in summary:  # a classifier's; a regressor's scores are numbers only
+        plot_confusion(summary["confusion"], class_names, run.workdir / f"confusion_{data.name}_step{run.step}.png",
+                       title=f"{run.config.name} {data.name} step {run.step}")
     return summary

@@ -23,7 +23,7 @@ from fer_jax.eval.evaluate import predict_split
 from fer_jax.sharding import make_mesh
 from fer_jax.train import checkpoint
 from fer_jax.train.step import model_of, set_compute_dtype
-from fer_jax.train.tasks import Classification, Regression, model_inputs, record_keys_of, task_of
+from fer_jax.train.tasks import Classification, Regression, VideoScore, model_inputs, record_keys_of, task_of
 
 
 def run_dir(directory) -> pathlib.Path:
@@ -58,7 +58,7 @@ class SavedRun:
     step: int
     graphdef: nnx.GraphDef
     params: nnx.State  # the model's variables only
-    task: Classification | Regression
+    task: Classification | Regression | VideoScore
     record_keys: RecordKeys  # what the model reads, and its targets
 
     def forward(self, *, probabilities: bool) -> Callable:

@@ -11,9 +11,10 @@ import numpy as np
 from fer_jax.config import ExperimentConfig
 from fer_jax.errors import ConfigError
 
-# Scores reported per fold, when the task produces them (classification: WAR, UAR; regression: CCC):
-# of the final model, and at the best validation epoch (`best_`; what papers that select it report).
-SCORES = ("val_accuracy", "val_uar", "val_ccc")
+# Scores reported per fold, when the task produces them (classification: WAR, UAR; regression: CCC;
+# score per video: MAE, RMSE): of the final model, and at the best validation epoch (`best_`; what
+# papers that select it report).
+SCORES = ("val_accuracy", "val_uar", "val_ccc", "val_mae", "val_rmse")
 ALL_SCORES = SCORES + tuple(f"best_{k}" for k in SCORES)
 
 

@@ -1,7 +1,8 @@
 """What a model is trained to do: the targets it reads, its loss, its predictions, its scores.
 
-The trainer is written against this small interface, so a classifier (emotion categories) and a
-regressor (continuous valence per time step) share one loop, one step and one checkpoint policy.
+The trainer is written against this small interface, so a classifier (emotion categories), a
+regressor of a sequence (continuous valence per time step) and a regressor of a value per video
+read in windows (AVEC2013's BDI-II) share one loop, one step and one checkpoint policy.
 """
 
 from __future__ import annotations
@@ -58,11 +59,36 @@ class Regression:
         return {"ccc": float(ccc), "num_examples": int(len(predictions))}
 
 
-TASKS = {"classification": Classification(), "regression": Regression()}
+class VideoScore:
+    """A value per clip (`score`), the clips being windows of longer videos (`video_index`):
+    trained with the squared error per window, scored by MAE and RMSE per video after averaging each
+    video's window predictions (`fer_jax.eval.regression`). The best checkpoint is the one with the
+    lowest per-video RMSE (AVEC2013's ranking metric), kept as the highest `neg_rmse`."""
+
+    name = "score"
+    target_keys = ("score", "video_index")
+    score_name = "neg_rmse"
+
+    def loss(self, outputs: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
+        """outputs: (B, 1) -> (mean squared error, {"neg_rmse": of this batch's windows})."""
+        mse = jnp.mean((outputs[:, 0] - batch["score"].astype(jnp.float32)) ** 2)
+        return mse, {"neg_rmse": -jnp.sqrt(mse)}
+
+    def predict(self, outputs: jax.Array) -> jax.Array:
+        return outputs[:, 0]
+
+    def summarize(self, predictions: np.ndarray, targets: dict, num_classes: int, class_names) -> dict:
+        from fer_jax.eval.regression import video_scores
+
+        scores = video_scores(predictions, targets["score"], targets["video_index"])
+        return {**scores, "neg_rmse": -scores["rmse"], "num_examples": int(len(predictions))}
+
+
+TASKS = {"classification": Classification(), "regression": Regression(), "score": VideoScore()}
 
 
 def task_of(model) -> Classification | Regression:
-    """Models declare `task = "regression"`; classification is the default."""
+    """Models declare `task = "regression"` or `"score"`; classification is the default."""
     return TASKS[getattr(model, "task", "classification")]
 
 

@@ -192,8 +192,10 @@ def subjects_of(name: str, data_dir, split: str) -> set[str]:
     return {text(r["subject"]) for r in records(name, data_dir, split)}
 
 
-def train_two_steps(name: str, data_dir, train_split: str, val_split: str, num_classes: int, workdir) -> dict:
-    """Two steps of the trainer on the records with a tiny 3D-CNN + ConvLSTM (as tests/test_train.py's)."""
+def train_two_steps(name: str, data_dir, train_split: str, val_split: str, num_classes: int, workdir,
+                    model: str = "cnn3d_convlstm") -> dict:
+    """Two steps of the trainer on the records with a tiny 3D-CNN + ConvLSTM (as tests/test_train.py's;
+    `model` "cnn3d_convlstm_score" for a score per clip)."""
     import jax
 
     from fer_jax.config import AugmentConfig, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
@@ -204,7 +206,7 @@ def train_two_steps(name: str, data_dir, train_split: str, val_split: str, num_c
         workdir=str(workdir),
         data=DataConfig(dataset=name, data_dir=str(data_dir), train_split=train_split, val_split=val_split,
                         num_classes=num_classes, frames=8, size=64, global_batch_size=4, eval_batch_size=4),
-        model=ModelConfig(kwargs={"frames": 8, "size": 64, "conv_features": [4, 8, 8], "convlstm_filters": 4}),
+        model=ModelConfig(model, {"frames": 8, "size": 64, "conv_features": [4, 8, 8], "convlstm_filters": 4}),
         augment=AugmentConfig(),
         train=TrainConfig(learning_rate=3e-3, max_steps=2, log_every_steps=1),
     )
