@@ -105,7 +105,7 @@ def check_report(report):
     assert report["bandwidth_fraction"] == pytest.approx(report["achieved_bandwidth_gbps"] / report["peak_bandwidth_gbps"])
     # The Adam update alone reads and writes each float32 parameter and its two moments.
     assert report["bytes_accessed_per_step"] >= 2 * 3 * 4 * report["parameters"]
-    assert report["device_count"] == jax.device_count() and report["device_kind"]
+    assert report["device_count"] >= 1 and report["device_kind"]
     assert report["mfu"] == pytest.approx(report["achieved_tflops"] / report["peak_tflops"])
     assert report["input_bound"] == (report["input_clips_per_second"] < report["clips_per_second"])
     assert report["memory"]["temp_size_in_bytes"] > 0  # the AOT executable's memory analysis
@@ -116,12 +116,17 @@ def check_report(report):
 @pytest.mark.parametrize("model", sorted(FAMILIES))
 def test_bench_runs_for_every_model_family(model):
     kwargs, shape = FAMILIES[model]
+    # The tests' process has 4 CPU devices (conftest). A batch of 6 runs on the 3 of them it
+    # divides, as the `fer-jax` command's one device per core would (fer_jax/sharding.make_mesh).
+    batch, devices = (6, 3) if model == "cnn3d_convlstm" else (4, 4)
+    assert jax.device_count() == 4
     with jax.default_prng_impl("rbg"):
-        report = run_bench(BenchConfig(model=model, batch=4, steps=2, shape=shape, model_kwargs=kwargs,
+        report = run_bench(BenchConfig(model=model, batch=batch, steps=2, shape=shape, model_kwargs=kwargs,
                                        input_batches=2, peak_tflops=1.0, peak_tbps=0.5, compiler_options=FAST_COMPILE))
     check_report(report)
-    assert report["peak_tflops"] == pytest.approx(jax.device_count())  # the override, per device
-    assert report["peak_bandwidth_gbps"] == pytest.approx(500 * jax.device_count())
+    assert report["device_count"] == devices
+    assert report["peak_tflops"] == pytest.approx(devices)  # the override, per device
+    assert report["peak_bandwidth_gbps"] == pytest.approx(500 * devices)
     assert report["records"] == "synthetic"
 
 
@@ -141,13 +146,6 @@ def test_bench_cli_writes_json_from_a_built_corpus(tiny_dataset, tmp_path, capsy
     assert report["peak_source"].startswith("measured")  # CPU: no data-sheet peak
     assert report["peak_bandwidth_source"].startswith("measured")
     assert "input-bound" in capsys.readouterr().out
-
-
-def test_bench_rejects_a_batch_the_devices_cannot_split():
-    from fer_jax.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="not divisible"):
-        run_bench(BenchConfig(model="cnn3d_convlstm", batch=3, shape=TINY))
 
 
 def test_bytes_accessed_count_operands_read_and_outputs_written():
