@@ -274,8 +274,9 @@ def train_and_score(modalities, train: list[Story], val: list[Story], config: Na
             "steps": step, "train_seconds": round(time.perf_counter() - start, 1)}
 
 
-def run_narratives(workdir: str, config: NarrativeConfig = NarrativeConfig()) -> dict:
+def run_narratives(workdir: str, config: NarrativeConfig | None = None) -> dict:
     """Makes the stories, trains every modality set, writes WORKDIR/narratives.json and returns it."""
+    config = config or NarrativeConfig()
     start = time.perf_counter()
     train, val = make_stories(config)
     made = time.perf_counter() - start
