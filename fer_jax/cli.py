@@ -27,8 +27,17 @@ def _print_results(results: dict) -> None:
 
 
 def cmd_demo(args) -> int:
+    if args.narratives:
+        from fer_jax.config import apply_overrides
+        from fer_jax.narratives import NarrativeConfig, format_narratives, run_narratives
+
+        workdir = args.workdir or "workdir/narratives"
+        print(format_narratives(run_narratives(workdir, apply_overrides(NarrativeConfig(), args.set))))
+        print(f"\nwrote {workdir}/narratives.json")
+        return 0
     from fer_jax.demo import run_demo
 
+    args.workdir = args.workdir or "workdir/demo"
     results = run_demo(args.workdir, args.data_dir, args.set)
     _print_results(results)
     print(f"\nwrote {args.workdir}/results.json and {args.workdir}/confusion_matrix.png")
@@ -143,7 +152,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="build the demo corpus, train the 3D-CNN + ConvLSTM, evaluate")
-    demo.add_argument("--workdir", default="workdir/demo")
+    demo.add_argument("--workdir", default=None, help="default workdir/demo, or workdir/narratives")
+    demo.add_argument("--narratives", action="store_true",
+                      help="instead: synthetic spoken stories, the SEND valence model on words, audio, video and all three")
     demo.add_argument("--data-dir", default=None, help="TFDS data dir (default $FER_JAX_DATA_DIR or ~/tensorflow_datasets)")
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     demo.set_defaults(func=cmd_demo)

@@ -37,6 +37,11 @@ def _vader():
     return SentimentIntensityAnalyzer()
 
 
+def valence_lexicon() -> dict[str, float]:
+    """VADER's lexicon: word -> its mean valence rating in [-4, 4]."""
+    return _vader().lexicon
+
+
 def lexicon_valence(text: str) -> float:
     """VADER's compound valence of `text` in [-1, 1] (0 for no words or none in its lexicon)."""
     return float(_vader().polarity_scores(text)["compound"]) if text.strip() else 0.0
