@@ -33,7 +33,8 @@ SENTENCES = [
 WORDS_PER_MINUTE = 140
 GAP_SECONDS = 0.7  # silence between sentences, as between a speaker's sentences
 # The bound on a word's start or end against espeak's is 0.3 s. Tiny.en's attention-based
-# word times meet it for 75 of the 77 starts and ends compared here; the two misses are one boundary,
+# word times meet it for 152 of the 154 times compared here (77 starts, 77 ends; measured median
+# error 0.09 s); the two misses are one boundary,
 # "a beautiful", where espeak's "a" lasts 46 ms and Whisper puts the boundary 0.41 s late. So: 95%
 # of the times within 0.3 s and none beyond 0.5 s.
 TIME_TOLERANCE = 0.3
