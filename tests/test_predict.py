@@ -167,25 +167,28 @@ def test_stride_or_window_too_small_is_refused(tiny_run, videos, capsys):
     assert "reads 8 frames per clip" in capsys.readouterr().err
 
 
-def test_regression_windows_give_valence_in_json_csv_and_plot(tmp_path):
-    """A valence model's window: the mean of its per-step outputs, in every output format."""
+@pytest.mark.parametrize("task, value", [("regression", "valence"), ("score", "score")])
+def test_regressing_windows_give_their_value_in_json_csv_and_plot(tmp_path, task, value):
+    """A valence (or per-video score) model's window: the mean of its per-step outputs, under the
+    name of what it learnt, in every output format."""
     from types import SimpleNamespace
 
     from fer_jax.infer.predict import _record, write_csv
     from fer_jax.infer.stream import Window
     from fer_jax.infer.timeline import plot_timeline
 
-    model = SimpleNamespace(task="regression", class_names=[])
+    model = SimpleNamespace(task=task, class_names=[])
     steps = np.array([0.5, -0.25, 0.25, 0.0], np.float32)
     windows = [_record(Window(0, s, s + 7, s / 10, (s + 8) / 10, np.array([1, 2, 30, 40]), {}), steps * (s + 1), model)
                for s in (0, 4, 8)]
-    assert [w["valence"] for w in windows] == [0.125, 0.625, 1.125]  # mean of 0.125 * (s + 1)
-    assert windows[1]["valence_steps"] == [2.5, -1.25, 1.25, 0.0]
-    timeline = {"task": "regression", "class_names": [], "windows": windows, "gaps": [], "duration": 1.6,
-                "stride_frames": 4, "video": "v.mp4", "model": "send_valence_lstm"}
+    assert [w[value] for w in windows] == [0.125, 0.625, 1.125]  # mean of 0.125 * (s + 1)
+    assert windows[1][f"{value}_steps"] == [2.5, -1.25, 1.25, 0.0]
+    assert not any("valence" in key for w in windows for key in w) or value == "valence"
+    timeline = {"task": task, "class_names": [], "windows": windows, "gaps": [], "duration": 1.6,
+                "stride_frames": 4, "video": "v.mp4", "model": "a regressor"}
     write_csv(timeline, tmp_path / "v.csv")
     rows = list(csv.DictReader((tmp_path / "v.csv").open()))
-    assert [float(r["valence"]) for r in rows] == [0.125, 0.625, 1.125]
+    assert [float(r[value]) for r in rows] == [0.125, 0.625, 1.125]
     assert cv2.imdecode(np.frombuffer(plot_timeline(timeline), np.uint8), cv2.IMREAD_COLOR).shape[1] > 400
 
 

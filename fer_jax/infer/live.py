@@ -28,7 +28,7 @@ import numpy as np
 
 from fer_jax.errors import ConfigError, InputError
 from fer_jax.infer.limits import DETECT_PIXELS
-from fer_jax.infer.predict import default_stride
+from fer_jax.infer.predict import default_stride, value_name
 from fer_jax.infer.stream import AUDIO_KEYS, StreamStats, WindowMaker, check_keys
 from fer_jax.preprocess import face
 
@@ -207,4 +207,4 @@ def _describe(output: np.ndarray, model) -> str:
     if model.task == "classification":
         top = int(np.argmax(output))
         return f"{model.class_names[top]} {float(output[top]):.2f}"
-    return f"valence {float(np.mean(output)):+.2f}"
+    return f"{value_name(model.task)} {float(np.mean(output)):+.2f}"

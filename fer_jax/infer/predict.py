@@ -2,12 +2,13 @@
 
 The timeline is a plain dict (what `--out` writes as JSON and the REST service returns):
 
-    video, checkpoint, model, task, class_names, fps, duration, num_frames, window_frames,
+    video, checkpoint, model, task, value, class_names, fps, duration, num_frames, window_frames,
     stride_frames, tracks (ids), frames_with_face,
     gaps     [{"start", "end"}] seconds where no face was found (nothing is predicted there)
     windows  [{"track", "start", "end", "start_frame", "end_frame", "box": [l, t, r, b],
                "probabilities": {class: p}, "top_class", "top_probability"}]     classifiers
-             [..., "valence": mean, "valence_steps": [per output step]]           regressors
+             [..., V: mean, V + "_steps": [per output step]]                      regressors, V =
+             value_name(task): "valence" (SEND's per-step valence), "score" (a score per video)
     words    (with `--words`) {"source", "language", "words": [{"word", "start", "end"}]}: what is
              said, from subtitles beside the video or Whisper (fer_jax.preprocess.transcribe)
 """
@@ -28,6 +29,11 @@ from fer_jax.infer.stream import StreamStats, iter_windows
 
 if TYPE_CHECKING:  # (not imported: an ONNX model predicts without JAX, see onnx_model.py)
     from fer_jax.infer.loader import InferenceModel
+
+
+def value_name(task: str) -> str:
+    """What a regressing model's output is called in timelines, CSV and plots: the target it learnt."""
+    return {"regression": "valence", "score": "score"}.get(task, "value")
 
 
 def default_stride(window: int) -> int:
@@ -83,6 +89,7 @@ def predict_video(path, model: "InferenceModel", *, stride: int | None = None, a
         "step": model.step,
         "model": model.model_name,
         "task": model.task,
+        "value": value_name(model.task),  # a regressor's output key in each window (below)
         "class_names": list(model.class_names),
         "fps": round(stats.fps, 4),
         "duration": round(stats.duration, 4),
@@ -120,8 +127,9 @@ def _record(win, output: np.ndarray, model: "InferenceModel") -> dict:
         record["top_class"] = model.class_names[top]
         record["top_probability"] = round(float(output[top]), 6)
     else:
-        record["valence"] = round(float(np.mean(output)), 6)
-        record["valence_steps"] = [round(float(v), 6) for v in np.ravel(output)]
+        name = value_name(model.task)
+        record[name] = round(float(np.mean(output)), 6)
+        record[f"{name}_steps"] = [round(float(v), 6) for v in np.ravel(output)]
     return record
 
 
@@ -130,10 +138,11 @@ def write_json(timeline: dict, path) -> None:
 
 
 def write_csv(timeline: dict, path) -> None:
-    """One row per window: track, times, frames, box, then each class probability (or valence)."""
+    """One row per window: track, times, frames, box, then each class probability (or the value)."""
     head = ["track", "start", "end", "start_frame", "end_frame", "box_left", "box_top", "box_right", "box_bottom"]
     classes = timeline["task"] == "classification"
-    tail = (["top_class", "top_probability"] + [f"p_{c}" for c in timeline["class_names"]]) if classes else ["valence"]
+    value = value_name(timeline["task"])
+    tail = (["top_class", "top_probability"] + [f"p_{c}" for c in timeline["class_names"]]) if classes else [value]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(head + tail)
@@ -142,5 +151,5 @@ def write_csv(timeline: dict, path) -> None:
             if classes:
                 row += [w["top_class"], w["top_probability"]] + [w["probabilities"][c] for c in timeline["class_names"]]
             else:
-                row.append(w["valence"])
+                row.append(w[value])
             writer.writerow(row)

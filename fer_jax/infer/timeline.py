@@ -13,6 +13,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from fer_jax.infer.predict import value_name
 from fer_jax.preprocess import video
 
 MAX_TRACK_PANELS = 4
@@ -59,9 +60,10 @@ def plot_timeline(timeline: dict, path=None) -> bytes:
             ax.set_ylim(-0.02, 1.02)
             ax.set_ylabel("probability")
         else:
-            ax.plot(centres, _broken([w["valence"] for w in windows], windows, timeline["stride_frames"]), ".-",
-                    label="valence")
-            ax.set_ylabel("valence")
+            value = value_name(timeline["task"])
+            ax.plot(centres, _broken([w[value] for w in windows], windows, timeline["stride_frames"]), ".-",
+                    label=value)
+            ax.set_ylabel(value)
         for i, gap in enumerate(timeline["gaps"]):
             ax.axvspan(gap["start"], gap["end"], color="0.85", zorder=0, label="no face" if i == 0 else None)
         ax.set_xlim(0, max(timeline["duration"], 1e-3))
@@ -94,10 +96,10 @@ def _draw_words(ax, words: list[dict]) -> None:
     ax.grid(alpha=0.3, axis="x")
 
 
-def _label(window: dict) -> str:
+def _label(window: dict, value: str) -> str:
     if "top_class" in window:
         return f"{window['top_class']} {window['top_probability']:.2f}"
-    return f"valence {window['valence']:+.2f}"
+    return f"{value} {window[value]:+.2f}"
 
 
 def annotate_video(source, timeline: dict, frame_boxes: list, out_path) -> pathlib.Path:
@@ -123,7 +125,7 @@ def annotate_video(source, timeline: dict, frame_boxes: list, out_path) -> pathl
                     centres, windows = tracks[track]
                     nearest = _nearest(centres, time)
                     if windows[nearest]["start"] - 1e-6 <= time < windows[nearest]["end"]:  # it covers this frame
-                        label = _label(windows[nearest])
+                        label = _label(windows[nearest], value_name(timeline["task"]))
                 _draw(picture, box, f"#{track} {label}")
             for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
                 out.mux(packet)
