@@ -23,6 +23,7 @@ from fer_jax.preprocess.clip import ClipConfig
 # The MAE-DFER protocol's input (16 frames of 160x160 RGB; its fine-tuning scripts' input_size=160,
 # num_frames=16), and the attention + FBP model's (16 frames of 224x224 RGB, as on AFEW) with sound.
 RGB160_T16 = ClipConfig(num_frames=16, size=160, grayscale=False, need_audio=False)
+UNKNOWN_SUBJECT = "unknown"  # the subject of a clip from a corpus that names no person
 AUDIO_SECONDS = 3.0  # the log-mel's fixed length (the audio CNN reads a fixed length), as for AFEW's film clips
 
 
@@ -102,6 +103,21 @@ def clip_items(splits: dict[str, list[ListedClip]], resolve: Callable[[ListedCli
             except InputError as e:
                 report.add_skip(split, e)
     return items
+
+
+def fold_items(test_lists: list[list[ListedClip]], clip_path: Callable[[ListedClip], pathlib.Path],
+               label_of: Callable[[ListedClip], int], report: common.BuildReport) -> dict[str, list[common.ClipItem]]:
+    """{"fold0": items, ...}: fold k holds the clips of test_lists[k] (`folds_from_test_lists`), each
+    one video named by `clip_path` with the class `label_of` reads from its row. Both raise
+    InputError for a bad row (label first, then the file); the row is skipped into `report`. These
+    in-the-wild corpora name no person, so every clip's subject is UNKNOWN_SUBJECT."""
+
+    def resolve(row: ListedClip) -> common.ClipItem:
+        label = label_of(row)
+        path = clip_path(row)
+        return common.ClipItem(key=path.stem, path=str(path), label=label, subject=UNKNOWN_SUBJECT)
+
+    return clip_items(folds_from_test_lists(test_lists, report), resolve, report)
 
 
 def read_space_separated(path: pathlib.Path, download_instructions: str) -> list[ListedClip]:

@@ -33,7 +33,6 @@ NUM_FOLDS = 5
 CLIP_DIR, SPLIT_DIR = "Clip/original", "EmoLabel_DataSplit"
 TEST_LIST = "test(single-labeled)/set_{k}.csv"
 VIDEO_EXTENSIONS = (".mp4", ".avi")
-SUBJECT = "unknown"
 
 
 def test_list(root: pathlib.Path, k: int) -> pathlib.Path:
@@ -78,14 +77,8 @@ def clip_path(root: pathlib.Path, row: ListedClip) -> pathlib.Path:
 
 def find_clips(root: pathlib.Path, report: common.BuildReport) -> dict[str, list[common.ClipItem]]:
     """{"fold0": items, ..., "fold4": items}: fold k-1 holds the clips of test set k."""
-    folds = listed_clips.folds_from_test_lists([read_test_list(test_list(root, k)) for k in range(1, NUM_FOLDS + 1)],
-                                               report)
-
-    def resolve(row: ListedClip) -> common.ClipItem:
-        path = clip_path(root, row)
-        return common.ClipItem(key=path.stem, path=str(path), label=label_of(row), subject=SUBJECT)
-
-    return listed_clips.clip_items(folds, resolve, report)
+    test_lists = [read_test_list(test_list(root, k)) for k in range(1, NUM_FOLDS + 1)]
+    return listed_clips.fold_items(test_lists, lambda row: clip_path(root, row), label_of, report)
 
 
 class Builder(base.ClipCorpusBuilder):

@@ -37,7 +37,6 @@ SCENES = ("Action", "Argue", "Business", "Conflict", "Contest", "Crime", "Crisis
           "Social", "Speech", "Talkshow", "Terror", "War")
 CLIP_DIR = "2_ClipsforFaceCrop"
 LISTS = {"train": "4_setups/All_scenes/train_All.csv", "test": "4_setups/All_scenes/test_All.csv"}
-SUBJECT = "unknown"
 
 
 def scene_and_label(row: ListedClip) -> tuple[int, int]:
@@ -63,7 +62,8 @@ def find_clips(root: pathlib.Path, report: common.BuildReport) -> dict[str, list
         folder = root / CLIP_DIR / row.name
         if not folder.is_dir():
             raise InputError(folder, "missing", f"{row.where} names clip {row.name}, which is not in {CLIP_DIR}/")
-        return common.ClipItem(key=row.name, path=str(folder), label=label, subject=SUBJECT, extra={"scene": scene})
+        return common.ClipItem(key=row.name, path=str(folder), label=label, subject=listed_clips.UNKNOWN_SUBJECT,
+                               extra={"scene": scene})
 
     return listed_clips.clip_items(splits, resolve, report)
 

@@ -33,7 +33,6 @@ CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surpr
 NUM_FOLDS = 5
 CLIP_DIR = "data/clips"
 SPLIT_DIRS = ("Train & Test Set/single/no_caption", "split/single/no_caption")
-SUBJECT = "unknown"
 
 
 def split_dir(root: pathlib.Path) -> pathlib.Path:
@@ -65,15 +64,8 @@ def clip_path(root: pathlib.Path, row: ListedClip) -> pathlib.Path:
 def find_clips(root: pathlib.Path, report: common.BuildReport) -> dict[str, list[common.ClipItem]]:
     """{"fold0": items, ..., "fold4": items}: fold k-1 holds the clips of test set k."""
     lists = split_dir(root)
-    folds = listed_clips.folds_from_test_lists(
-        [read_test_list(lists / f"set_{k}" / "test.txt") for k in range(1, NUM_FOLDS + 1)], report)
-
-    def resolve(row: ListedClip) -> common.ClipItem:
-        label = label_of(row)
-        path = clip_path(root, row)
-        return common.ClipItem(key=path.stem, path=str(path), label=label, subject=SUBJECT)
-
-    return listed_clips.clip_items(folds, resolve, report)
+    test_lists = [read_test_list(lists / f"set_{k}" / "test.txt") for k in range(1, NUM_FOLDS + 1)]
+    return listed_clips.fold_items(test_lists, lambda row: clip_path(root, row), label_of, report)
 
 
 class Builder(base.ClipCorpusBuilder):
