@@ -79,3 +79,17 @@ def check_frames(model_name: str, frames, in_channels: int) -> None:
             f"{model_name} expects frames (B, T, H, W, {in_channels}), got {frames.shape}; "
             "set in_channels to match the data."
         )
+
+
+def choose_subset(model_name: str, option: str, given, choices: tuple[str, ...]) -> tuple[str, ...]:
+    """A model's choice of some of `choices` (its modalities or branches) -> those names in the order
+    of `choices`, so a config's order never changes the parameter tree or the fusion's branch order.
+
+    A bare string is one name. Raises ConfigError for an empty choice, an unknown name or a repeat.
+    """
+    names = (given,) if isinstance(given, str) else tuple(given)
+    if not names or not set(names) <= set(choices) or len(set(names)) != len(names):
+        raise ConfigError(
+            f"{model_name}: {option} must be a non-empty subset of {choices} without repeats, got {names}."
+        )
+    return tuple(c for c in choices if c in names)

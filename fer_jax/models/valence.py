@@ -39,7 +39,7 @@ from fer_jax.errors import ConfigError
 from fer_jax.models.backbones import apply_per_frame, build_backbone
 from fer_jax.models.words_branch import WORD_FEATURES
 from fer_jax.models.recurrent import LSTMCell
-from fer_jax.models.registry import register
+from fer_jax.models.registry import choose_subset, register
 
 MODALITIES = ("video", "audio", "words", "features")
 _INPUT_KEY = {"video": "frames", "audio": "log_mel", "words": "word_features", "features": "features"}
@@ -106,18 +106,12 @@ class SendValenceLstm(nnx.Module):
             raise ConfigError(
                 f"send_valence_lstm predicts one valence per step; num_classes must be 1, got {num_classes}."
             )
-        modalities = tuple(modalities)
-        unknown = sorted(set(modalities) - set(MODALITIES))
-        if not modalities or unknown or len(set(modalities)) != len(modalities):
-            raise ConfigError(
-                f"send_valence_lstm: modalities must be a non-empty subset of {MODALITIES} without repeats, "
-                f"got {modalities}."
-            )
+        modalities = choose_subset("send_valence_lstm", "modalities", modalities, MODALITIES)
         if "features" in modalities and not features_dim:
             raise ConfigError("send_valence_lstm: the 'features' modality needs features_dim (F of (B, T, F)).")
         if frames_per_step < 1 or mel_frames_per_step < 1:
             raise ConfigError("send_valence_lstm: frames_per_step and mel_frames_per_step must be >= 1.")
-        self.modalities = tuple(m for m in MODALITIES if m in modalities)  # canonical order
+        self.modalities = modalities  # canonical order
         self.input_keys = tuple(_INPUT_KEY[m] for m in self.modalities)
         self.in_channels = in_channels
         self.frames_per_step = frames_per_step
