@@ -10,7 +10,7 @@ import optax
 import pytest
 from flax import nnx
 
-import fer_jax.models.msff  # noqa: F401  (registers the msff models)
+from fer_jax.models.msff import BRANCH_MODELS  # (importing it registers the msff models)
 from fer_jax.errors import ConfigError
 from fer_jax.models.fusion import FUSIONS
 from fer_jax.models.registry import build_model
@@ -226,3 +226,57 @@ def test_bfloat16_compute_keeps_float32_parameters_and_logits():
     assert {p.dtype for p in jax.tree.leaves(nnx.state(model, nnx.Param))} == {jnp.dtype(jnp.float32)}
     out = nnx.eval_shape(lambda m, i: m(i), model, _inputs())
     assert out.shape == (B, CLASSES) and out.dtype == jnp.float32
+
+
+def _param_tree(model):
+    return {jax.tree_util.keystr(path): leaf.shape
+            for path, leaf in jax.tree_util.tree_leaves_with_path(nnx.state(model, nnx.Param))}
+
+
+@pytest.mark.parametrize("branches, fusion, keys", [
+    (("cnn_blstm", "c3d"), "score", ("frames", "frame_mask")),  # video only
+    (("audio",), "score", ("log_mel",)),  # audio only
+    (("audio", "c3d"), "fbp", ("frames", "log_mel")),  # any order; C3D reads no mask
+    (("c3d",), "attention", ("frames",)),
+])
+def test_msff_branches_build_and_read_only_the_named_ones(branches, fusion, keys):
+    model = _abstract("msff", **TINY["msff"], branches=branches, fusion=fusion)
+    assert model.input_keys == keys
+    # Only the listed inputs are handed over, so a branch reading another one would fail here.
+    only = {k: v for k, v in _inputs().items() if k in keys}
+    fused, per_branch = nnx.eval_shape(lambda m, i: m.logits_with_branches(i), model, only)
+    assert fused.shape == (B, CLASSES) and set(per_branch) == set(branches)
+    # No parameter of a branch left out: the tree is the built branches' own plus the fusion's.
+    alone = sum(_n_params(_abstract(BRANCH_MODELS[name], **TINY[BRANCH_MODELS[name]])) for name in branches)
+    tops = {path.split("]")[0] + "]" for path in _param_tree(model)}
+    assert tops == {f"['{name}']" for name in branches} | {"['fusion']"}
+    assert _n_params(model) == alone + _n_params(model.fusion)
+
+
+def test_msff_default_is_all_three_branches_whatever_their_order():
+    default = _abstract("msff", **TINY["msff"])
+    assert default.branches == ("cnn_blstm", "c3d", "audio")
+    reordered = _abstract("msff", **TINY["msff"], branches=("audio", "c3d", "cnn_blstm"))
+    assert _param_tree(reordered) == _param_tree(default)
+    # `--set model.kwargs.branches=audio` hands over a bare string: one branch, not five letters.
+    assert _abstract("msff", **TINY["msff"], branches="audio").branches == ("audio",)
+    branch_params = sum(_n_params(getattr(default, name)) for name in default.branches)
+    assert _n_params(default) == branch_params + 3 * CLASSES  # score fusion: one weight per branch and class
+
+
+def test_msff_score_fusion_of_one_branch_is_that_branchs_softmax():
+    model = _build("msff", **TINY["msff"], branches=("audio",))
+    model.eval()
+    fused, per_branch = nnx.jit(lambda m, i: m.logits_with_branches(i))(model, {"log_mel": _inputs()["log_mel"]})
+    # Score fusion returns log(w * softmax) with w = 1: float32 softmax and log each round to a
+    # few ulps (~1e-7) of values of order 1; 1e-5 leaves room for the exp of logits up to ~10.
+    np.testing.assert_allclose(fused, jax.nn.log_softmax(per_branch["audio"]), atol=1e-5)
+
+
+def test_msff_branch_choice_mistakes_raise_config_error():
+    for wrong in ((), ("c3d", "video"), ("c3d", "c3d")):
+        with pytest.raises(ConfigError, match=r"msff: branches must be a non-empty subset of \('cnn_blstm', 'c3d'"):
+            _abstract("msff", **TINY["msff"], branches=wrong)
+    for unpaired in (("cnn_blstm", "c3d"), ("audio",)):
+        with pytest.raises(ConfigError, match="fuses visual against audio features, so branches needs 'audio'"):
+            _abstract("msff", **TINY["msff"], branches=unpaired, fusion="fbp")

@@ -7,7 +7,8 @@ or inside the fused model:
   msff_c3d              C3D (Tran et al. 2015): 3D convolutions over the clip
   msff_audio_vgg_blstm  VGG-style CNN on the spectrogram image -> BLSTM over time
 and `msff`, which fuses them with any layer from fusion.py: `fusion="score"` is the paper's
-score-matrix fusion; "concat", "attention" and "fbp" are one config line away.
+score-matrix fusion; "concat", "attention" and "fbp" are one config line away, and so are the
+modality ablations (`branches`: video only, audio only).
 
 Every branch has `features(inputs) -> (B, d)` (what feature fusions read), `classify(features)
 -> logits (B, num_classes)` = dense(dropout(features)) (what score fusion reads), and
@@ -28,7 +29,7 @@ from fer_jax.models.backbones import VGG, apply_per_frame, build_backbone
 from fer_jax.models.fusion import build_fusion, fusion_class
 from fer_jax.models import layers
 from fer_jax.models.recurrent import BLSTM
-from fer_jax.models.registry import build_model, register
+from fer_jax.models.registry import build_model, choose_subset, register
 
 POOLINGS = ("mean", "last")
 # C3D's conv1a .. conv5b and pool1 .. pool5: pool1 keeps every frame so early motion survives.
@@ -36,6 +37,10 @@ C3D_BLOCKS = ((64,), (128,), (256, 256), (512, 512), (512, 512))
 C3D_POOLS = ((1, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2))
 AUDIO_BLOCKS = ((64, 64), (128, 128), (256, 256), (512, 512))
 AUDIO_FEATURES = {"log_mel": 1, "log_mel_deltas": 3, "linear_spectrogram": 1}  # name -> channels
+# msff's branches, in the order they are built and fused; audio last (fbp pairs visual against it).
+BRANCHES = ("cnn_blstm", "c3d", "audio")
+VISUAL_BRANCHES = ("cnn_blstm", "c3d")
+BRANCH_MODELS = {"cnn_blstm": "msff_cnn_blstm", "c3d": "msff_c3d", "audio": "msff_audio_vgg_blstm"}
 _HE = nnx.initializers.he_normal()  # ReLU stacks without BatchNorm (C3D) keep their scale with it
 
 
@@ -291,21 +296,30 @@ class AudioVggBlstm(nnx.Module):
 
 @register("msff")
 class Msff(nnx.Module):
-    """CNN-BLSTM + C3D + audio VGG-BLSTM, fused by a fusion.py layer: logits (B, num_classes).
+    """CNN-BLSTM + C3D + audio VGG-BLSTM (or the `branches` named), fused by a fusion.py layer:
+    logits (B, num_classes).
 
-    cnn_blstm / c3d / audio: constructor options of msff_cnn_blstm / msff_c3d /
-    msff_audio_vgg_blstm (checked like any model's). fusion: a fusion.py name; fusion_options go
-    to it. A fusion that reads logits ("score") gets the three branch logits; one that reads
-    features gets the branch features, and a two-branch one ("fbp") gets [video ‖ C3D features,
-    audio features]: visual against audio. Reads the union of the branches' input_keys.
+    branches: which of BRANCHES to build and fuse, any non-empty subset in any order (kept in
+    BRANCHES' order); default all three. Video only is ("cnn_blstm", "c3d"), audio only
+    ("audio",): a branch left out has no parameters, and its inputs are not in input_keys, so the
+    data pipeline does not feed them. cnn_blstm / c3d / audio: constructor options of
+    msff_cnn_blstm / msff_c3d / msff_audio_vgg_blstm (checked like any model's); those of a branch
+    left out are not used, so an ablation is one config line. fusion: a fusion.py name;
+    fusion_options go to it. A fusion that reads logits ("score") gets the branch logits: with one
+    branch, score fusion returns log_softmax of that branch's logits (its one weight per class is
+    1 whatever it learns), the branch's own probabilities and loss. One that reads features gets
+    the branch features, and a two-branch one ("fbp") gets [visual features (CNN-BLSTM ‖ C3D, the
+    ones built), audio features]: visual against audio, so it needs the audio branch and at least
+    one visual branch. Reads the union of the built branches' input_keys.
     """
 
-    input_keys = ("frames", "log_mel")
+    input_keys = ("frames", "log_mel")  # for the default branches; instances list their own
 
     def __init__(
         self,
         num_classes: int,
         *,
+        branches: Sequence[str] = BRANCHES,
         fusion: str = "score",
         fusion_options: Mapping[str, Any] | None = None,
         cnn_blstm: Mapping[str, Any] | None = None,
@@ -314,37 +328,43 @@ class Msff(nnx.Module):
         dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
-        def branch(name, options):
-            return build_model(name, num_classes=num_classes, rngs=rngs, dtype=dtype, **(options or {}))
-
-        self.cnn_blstm = branch("msff_cnn_blstm", cnn_blstm)
-        self.c3d = branch("msff_c3d", c3d)
-        self.audio = branch("msff_audio_vgg_blstm", audio)
-        keys = self.cnn_blstm.input_keys + self.c3d.input_keys + self.audio.input_keys
-        self.input_keys = tuple(dict.fromkeys(keys))  # union, first-seen order
-
+        self.branches = choose_subset("msff", "branches", branches, BRANCHES)
         cls = fusion_class(fusion)
         self.fusion_reads = cls.reads
         self.pair_visual = cls.num_branches == 2
+        visual = [name for name in self.branches if name in VISUAL_BRANCHES]
+        if self.pair_visual and not (visual and "audio" in self.branches):
+            raise ConfigError(
+                f"msff: fusion {fusion!r} fuses visual against audio features, so branches needs 'audio' "
+                f"and at least one of {VISUAL_BRANCHES}; got {self.branches}. Use a fusion that takes "
+                "any number of branches (score, concat, attention)."
+            )
+        options = {"cnn_blstm": cnn_blstm, "c3d": c3d, "audio": audio}
+        for name in self.branches:  # built in BRANCHES' order, as before the option existed
+            setattr(self, name, build_model(
+                BRANCH_MODELS[name], num_classes=num_classes, rngs=rngs, dtype=dtype, **(options[name] or {})
+            ))
+        keys = [key for name in self.branches for key in getattr(self, name).input_keys]
+        self.input_keys = tuple(dict.fromkeys(keys))  # union, first-seen order
+
         if cls.reads == "logits":
-            dims = [num_classes] * 3
+            dims = [num_classes] * len(self.branches)
         else:
-            dims = [self.cnn_blstm.out_features, self.c3d.out_features, self.audio.out_features]
+            dims = [getattr(self, name).out_features for name in self.branches]
         if self.pair_visual:
-            dims = [dims[0] + dims[1], dims[2]]
+            dims = [sum(dims[:len(visual)]), dims[-1]]  # audio is last in BRANCHES
         self.fusion = build_fusion(
             fusion, dims, num_classes, rngs=rngs, dtype=dtype, **(fusion_options or {})
         )
 
     def logits_with_branches(self, inputs: Mapping[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """-> (fused logits (B, num_classes), {branch name: its own logits (B, num_classes)}), from
-        one pass through the branches: for per-branch accuracy, or per-branch auxiliary losses."""
-        names = ("cnn_blstm", "c3d", "audio")
-        features = {name: getattr(self, name).features(inputs) for name in names}
-        logits = {name: getattr(self, name).classify(features[name]) for name in names}
-        outs = [(logits if self.fusion_reads == "logits" else features)[name] for name in names]
+        """-> (fused logits (B, num_classes), {built branch name: its own logits (B, num_classes)}),
+        from one pass through the branches: for per-branch accuracy, or per-branch auxiliary losses."""
+        features = {name: getattr(self, name).features(inputs) for name in self.branches}
+        logits = {name: getattr(self, name).classify(features[name]) for name in self.branches}
+        outs = [(logits if self.fusion_reads == "logits" else features)[name] for name in self.branches]
         if self.pair_visual:
-            outs = [jnp.concatenate(outs[:2], axis=-1), outs[2]]
+            outs = [jnp.concatenate(outs[:-1], axis=-1), outs[-1]]
         return self.fusion(outs).astype(jnp.float32), logits
 
     def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
