@@ -235,3 +235,41 @@ def test_a_clip_without_speech_is_the_words_branch_of_zeros():
     branch = WordsBranch(4, rngs=_rngs())
     silent = jnp.zeros((2, 5, WORD_FEATURES))
     np.testing.assert_array_equal(branch(silent), nnx.relu(branch.project(jnp.zeros((2, WORD_FEATURES)))))
+
+
+def _top_level_params(model):
+    return {jax.tree_util.keystr(path[:1]) for path, _ in jax.tree_util.tree_leaves_with_path(nnx.state(model, nnx.Param))}
+
+
+SMALL = {k: v for k, v in TINY.items() if k != "fusion_kwargs"}  # for fusions other than fbp
+
+
+@pytest.mark.parametrize("modalities, keys, optional, modules", [
+    (("video",), ("frames",), ("frame_mask",), {"['frame_cnn']", "['aggregate']", "['fusion']"}),
+    (("audio",), ("log_mel_deltas",), (), {"['audio_cnn']", "['fusion']"}),
+])
+def test_one_modality_builds_and_reads_only_its_own(modalities, keys, optional, modules):
+    model = _abstract(**SMALL, fusion="concat", modalities=modalities)
+    assert (model.input_keys, model.optional_input_keys) == (keys, optional)
+    assert _top_level_params(model) == modules  # no parameter of the other modality's CNN
+    both = _abstract(**SMALL, fusion="concat")
+    assert model.fusion.in_dims == tuple(d for d, m in zip(both.fusion.in_dims, ("audio", "video")) if m in modalities)
+    # Only the listed inputs are handed over, so reading the other modality would fail here.
+    only = {k: v for k, v in _inputs().items() if k in keys + optional}
+    out = nnx.eval_shape(lambda m, i: m(i), model, only)
+    assert out.shape == (4, 3) and out.dtype == jnp.float32
+
+
+def test_one_modality_with_words_is_two_branches():
+    model = _abstract(**TINY, modalities=("audio",), words=True, words_width=8)  # fbp: audio x words
+    assert model.input_keys == ("log_mel_deltas", "word_features")
+    assert model.fusion.in_dims == (8, 8)
+
+
+def test_modality_mistakes_raise_config_error():
+    for wrong in ((), ("video", "face")):
+        with pytest.raises(ConfigError, match=r"av_attention_fbp: modalities must be a non-empty subset of \('audio', 'video'\)"):
+            _abstract(modalities=wrong)
+    # fbp fuses two branches; one modality must name its fusion rather than get one switched in.
+    with pytest.raises(ConfigError, match="fusion 'fbp' takes 2 branches, but the model has 1 \\(video\\); use fusion='concat'"):
+        _abstract(modalities=("video",))

@@ -27,11 +27,13 @@ from flax import nnx
 
 from fer_jax.errors import ConfigError
 from fer_jax.models.backbones import apply_per_frame, build_backbone
-from fer_jax.models.fusion import build_fusion
-from fer_jax.models.registry import check_frames, register
+from fer_jax.models.fusion import build_fusion, fusion_class
+from fer_jax.models.registry import check_frames, choose_subset, register
 from fer_jax.models.words_branch import WordsBranch
 
 AGGREGATIONS = ("self", "relation", "transformer")
+# The fusion's branch order ([audio, video]) and each modality's record feature.
+MODALITIES = ("audio", "video")
 
 # Default VGG-style stacks (2 convs per block, 2x2 pooling): 512-d frame features, the width of the
 # ResNet/VGG-Face features the paper aggregates, and a lighter 256-d audio CNN.
@@ -148,9 +150,16 @@ class AvAttentionFbp(nnx.Module):
     `fusion_kwargs` go to it unchanged. With `words=True` it also reads `inputs["word_features"]`
     (B, T_w, 385), the clip's per-step word features, as a third branch (`WordsBranch`, `words_width`
     wide) after the other two; fbp fuses exactly two branches, so pick "concat", "attention" or "score".
+
+    `modalities`: a non-empty subset of MODALITIES, default both. With ("video",) or ("audio",) the
+    other CNN is not built (no parameters) and its input is not read nor listed in `input_keys`
+    (("frames",) plus the optional "frame_mask", or ("log_mel_deltas",)), so the data pipeline does
+    not feed it; the fusion then gets the one branch (plus words), so fbp, which takes exactly two,
+    needs `fusion="concat"` (dropout + dense over the branch) or "attention": a ConfigError says so
+    rather than switching fusion behind the config's back. Options of the CNN left out are unused.
     """
 
-    input_keys = ("frames", "log_mel_deltas")
+    input_keys = ("frames", "log_mel_deltas")  # for the default modalities; instances list their own
     optional_input_keys = ("frame_mask",)
 
     def __init__(
@@ -166,47 +175,74 @@ class AvAttentionFbp(nnx.Module):
         dropout: float = 0.5,
         fusion: str = "fbp",
         fusion_kwargs: Mapping[str, Any] | None = None,
+        modalities: Sequence[str] = MODALITIES,
         words: bool = False,
         words_width: int = 64,
         dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
-        if aggregation not in AGGREGATIONS:  # before any parameter is drawn
+        # Every check before any parameter is drawn.
+        if aggregation not in AGGREGATIONS:
             raise ConfigError(f"av_attention_fbp: aggregation must be one of {AGGREGATIONS}, got {aggregation!r}.")
+        self.modalities = choose_subset("av_attention_fbp", "modalities", modalities, MODALITIES)
+        branch_names = [*self.modalities, *(["words"] if words else [])]
+        expected = fusion_class(fusion).num_branches
+        if expected is not None and expected != len(branch_names):
+            raise ConfigError(
+                f"av_attention_fbp: fusion {fusion!r} takes {expected} branches, but the model has "
+                f"{len(branch_names)} ({', '.join(branch_names)}); use fusion='concat' or 'attention'."
+            )
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.dtype = dtype
+        video, audio = "video" in self.modalities, "audio" in self.modalities
         # Our block default for "vgg" unless the config names its own blocks (or another backbone).
         backbone_kwargs = {"blocks": FRAME_BLOCKS} if frame_backbone == "vgg" else {}
         backbone_kwargs.update(frame_backbone_kwargs or {}, dtype=dtype)
-        self.frame_cnn = build_backbone(frame_backbone, in_channels, rngs=rngs, **backbone_kwargs)
-        self.audio_cnn = build_backbone("vgg", 3, blocks=audio_blocks, dtype=dtype, rngs=rngs)
-        self.aggregate = build_aggregation(
-            aggregation, self.frame_cnn.out_features, rank=attention_rank, dropout=dropout, dtype=dtype, rngs=rngs
-        )
-        widths = [self.audio_cnn.out_features, self.aggregate.out_dim]
+        # Built in this order (frame CNN, audio CNN, aggregation) so the default draws as it always has.
+        if video:
+            self.frame_cnn = build_backbone(frame_backbone, in_channels, rngs=rngs, **backbone_kwargs)
+        if audio:
+            self.audio_cnn = build_backbone("vgg", 3, blocks=audio_blocks, dtype=dtype, rngs=rngs)
+        if video:
+            self.aggregate = build_aggregation(
+                aggregation, self.frame_cnn.out_features, rank=attention_rank, dropout=dropout, dtype=dtype,
+                rngs=rngs,
+            )
+        widths = [self.audio_cnn.out_features] if audio else []
+        widths += [self.aggregate.out_dim] if video else []
+        self.input_keys = ("frames",) * video + ("log_mel_deltas",) * audio
+        self.optional_input_keys = ("frame_mask",) * video
         self.words = WordsBranch(words_width, dtype=dtype, rngs=rngs) if words else None
         if words:
             widths.append(self.words.out_dim)
-            self.input_keys = (*type(self).input_keys, "word_features")
+            self.input_keys = (*self.input_keys, "word_features")
         self.fusion = build_fusion(
             fusion, widths, num_classes, rngs=rngs, **{"dtype": dtype, **dict(fusion_kwargs or {})},
         )
 
     def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
-        """frames (B, T, H, W, C), log_mel_deltas (B, T_a, n_mels, 3)[, frame_mask (B, T)] -> (B, K)."""
-        frames, spectrogram = inputs["frames"], inputs["log_mel_deltas"]
-        check_frames("av_attention_fbp", frames, self.in_channels)
+        """frames (B, T, H, W, C), log_mel_deltas (B, T_a, n_mels, 3)[, frame_mask (B, T)] -> (B, K),
+        each read only when its modality is used."""
+        branches = [self._audio(inputs)] if "audio" in self.modalities else []
+        branches += [self._video(inputs)] if "video" in self.modalities else []
+        branches += [self.words(inputs["word_features"])] if self.words is not None else []
+        return self.fusion(branches).astype(jnp.float32)
+
+    def _audio(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
+        spectrogram = inputs["log_mel_deltas"]
         if spectrogram.ndim != 4 or spectrogram.shape[-1] != 3:
             raise ConfigError(
                 f"av_attention_fbp expects log_mel_deltas (B, T_a, n_mels, 3), got {spectrogram.shape}."
             )
+        return self.audio_cnn(spectrogram.astype(self.dtype)).astype(jnp.float32)
+
+    def _video(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
+        frames = inputs["frames"]
+        check_frames("av_attention_fbp", frames, self.in_channels)
         mask = inputs.get("frame_mask")
         if mask is not None and mask.shape != frames.shape[:2]:
             raise ConfigError(
                 f"av_attention_fbp: frame_mask {mask.shape} does not match frames {frames.shape[:2]}."
             )
-        video = self.aggregate(apply_per_frame(self.frame_cnn, frames.astype(self.dtype)), mask)
-        audio = self.audio_cnn(spectrogram.astype(self.dtype)).astype(jnp.float32)
-        branches = [audio, video] + ([self.words(inputs["word_features"])] if self.words is not None else [])
-        return self.fusion(branches).astype(jnp.float32)
+        return self.aggregate(apply_per_frame(self.frame_cnn, frames.astype(self.dtype)), mask)
