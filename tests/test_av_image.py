@@ -170,3 +170,23 @@ def test_adam_steps_reduce_loss_on_a_fixed_batch():
     labels = jnp.array([0, 1, 0, 1])
     assert_adam_steps_fit(_build(**TINY), _inputs(batch=4, seed=1, labels=labels), cross_entropy(labels),
                           learning_rate=3e-3, steps=25, forward=_forward)
+
+
+@pytest.mark.parametrize("images, key, channels", [(("face",), "frames", 3), (("waveform",), "waveform_image", 1)])
+def test_one_image_builds_and_reads_only_its_own(images, key, channels):
+    model = _abstract(**TINY, in_channels=3, images=images)
+    assert model.input_keys == (key,)
+    x = _inputs(channels=3)
+    picture = x["frames"][:, -1] if key == "frames" else x["waveform_image"]
+    # Only that input is handed over, so reading the other picture would fail here.
+    np.testing.assert_array_equal(model.combine({key: x[key]}), picture)  # 16 x 16: no resizing
+    out = nnx.eval_shape(lambda m, i: m(i), model, {key: x[key]})
+    assert out.shape == (4, 3) and out.dtype == jnp.float32
+    # The first stage sees that picture's channels only: 3 for the RGB face, 1 for the waveform.
+    assert model.stages[0].branch1.kernel.shape == (1, 1, channels, 8)
+
+
+def test_image_choice_mistakes_raise_config_error():
+    for wrong in ((), ("face", "spectrogram")):
+        with pytest.raises(ConfigError, match=r"av_image_inception: images must be a non-empty subset of \('face', 'waveform'\)"):
+            _abstract(images=wrong)

@@ -14,7 +14,9 @@ How the two pictures are combined (`layout`):
   "channels"                (B, S, S, C + 1): the waveform as one more channel. Pixel (y, x) of a
                             face and of a waveform have nothing to do with each other, so the first
                             layer mixes unrelated values; offered for comparison, not as default.
-Both pictures are first resized (bilinear) to S x S = image_size.
+Both pictures are first resized (bilinear) to S x S = image_size. For the modality ablations
+(`images`: "face" or "waveform" alone) the image is that one resized picture, (B, S, S, C) or
+(B, S, S, 1), and the layout plays no part.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from flax import nnx
 
 from fer_jax.errors import ConfigError
 from fer_jax.models import layers
-from fer_jax.models.registry import check_frames, register
+from fer_jax.models.registry import check_frames, choose_subset, register
 
 LAYOUTS = ("side_by_side", "channels")
+IMAGES = ("face", "waveform")
+_INPUT_KEY = {"face": "frames", "waveform": "waveform_image"}
 
 
 class InceptionBlock(nnx.Module):
@@ -76,9 +80,13 @@ class AvImageInception(nnx.Module):
     Reads `inputs["frames"]`: float (B, T, H, W, C) in [0, 1], of which frame `frame_index`
     (default the last, -1) is used, and `inputs["waveform_image"]`: float (B, H_w, W_w, 1) in
     [0, 1] (256 x 256 from preprocessing). Returns logits (B, num_classes) float32.
+
+    `images`: a non-empty subset of IMAGES, default both. With ("face",) the model reads and lists
+    only "frames", with ("waveform",) only "waveform_image" (1 channel; in_channels and frame_index
+    then unused); the CNN sees that one picture.
     """
 
-    input_keys = ("frames", "waveform_image")
+    input_keys = ("frames", "waveform_image")  # for the default images; instances list their own
 
     def __init__(
         self,
@@ -90,9 +98,11 @@ class AvImageInception(nnx.Module):
         frame_index: int = -1,
         stage_filters: Sequence[int] = (32, 64, 128),
         dropout: float = 0.5,
+        images: Sequence[str] = IMAGES,
         dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
+        self.images = choose_subset("av_image_inception", "images", images, IMAGES)
         if layout not in LAYOUTS:
             raise ConfigError(f"av_image_inception: layout must be one of {LAYOUTS}, got {layout!r}.")
         if image_size < 2 ** len(stage_filters):
@@ -106,7 +116,11 @@ class AvImageInception(nnx.Module):
         self.layout = layout
         self.frame_index = frame_index
         self.dtype = dtype
-        features = in_channels + 1 if layout == "channels" else in_channels
+        self.input_keys = tuple(_INPUT_KEY[image] for image in self.images)
+        if len(self.images) == 1:
+            features = {"face": in_channels, "waveform": 1}[self.images[0]]
+        else:
+            features = in_channels + 1 if layout == "channels" else in_channels
         self.stages = nnx.List()
         for filters in stage_filters:
             self.stages.append(InceptionBlock(features, filters, dtype=dtype, rngs=rngs))
@@ -115,20 +129,29 @@ class AvImageInception(nnx.Module):
         self.head = nnx.Linear(features, num_classes, dtype=dtype, rngs=rngs)
 
     def combine(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
-        """The joint image: (B, S, 2S, C) side by side or (B, S, S, C + 1) as channels, float32."""
-        frames, wave = inputs["frames"], inputs["waveform_image"]
+        """The joint image: (B, S, 2S, C) side by side or (B, S, S, C + 1) as channels, float32; with
+        one of `images`, that picture alone: (B, S, S, C) or (B, S, S, 1)."""
+        if self.images == ("face",):
+            return self._face(inputs["frames"])
+        if self.images == ("waveform",):
+            return self._waveform(inputs["waveform_image"])
+        face, wave = self._face(inputs["frames"]), self._waveform(inputs["waveform_image"])
+        if self.layout == "channels":
+            return jnp.concatenate([face, wave], axis=-1)
+        return jnp.concatenate([face, jnp.broadcast_to(wave, face.shape)], axis=2)
+
+    def _face(self, frames: jax.Array) -> jax.Array:
         check_frames("av_image_inception", frames, self.in_channels)
-        if wave.ndim != 4 or wave.shape[-1] != 1:
-            raise ConfigError(f"av_image_inception expects waveform_image (B, H, W, 1), got {wave.shape}.")
         if not -frames.shape[1] <= self.frame_index < frames.shape[1]:
             raise ConfigError(
                 f"av_image_inception: frame_index {self.frame_index} is outside clips of {frames.shape[1]} frames."
             )
-        face = self._resize(frames[:, self.frame_index])
-        wave = self._resize(wave)
-        if self.layout == "channels":
-            return jnp.concatenate([face, wave], axis=-1)
-        return jnp.concatenate([face, jnp.broadcast_to(wave, face.shape)], axis=2)
+        return self._resize(frames[:, self.frame_index])
+
+    def _waveform(self, wave: jax.Array) -> jax.Array:
+        if wave.ndim != 4 or wave.shape[-1] != 1:
+            raise ConfigError(f"av_image_inception expects waveform_image (B, H, W, 1), got {wave.shape}.")
+        return self._resize(wave)
 
     def _resize(self, image: jax.Array) -> jax.Array:
         image = image.astype(jnp.float32)
