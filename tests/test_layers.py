@@ -12,6 +12,7 @@ from fer_jax.models.layers import (
     conv3d_same_by_taps,
     lax_convolutions,
     max_pool_valid,
+    standardize_clips,
 )
 from helpers.tolerance import assert_caught, assert_close, output_tolerance
 
@@ -133,6 +134,24 @@ def test_conv3d_same_chooses_by_input_channels_and_adds_the_bias_in_float32():
         # bfloat16 inputs (relative rounding 2^-8 each), float32 sums, one rounding of the result.
         scale = float(np.abs(x).max() * np.abs(kernel).max() * 27 * cin + np.abs(bias).max())
         assert_close(np.asarray(out, np.float32), ref, 3 * 2.0**-8 * scale, f"cin={cin}")
+
+
+def test_standardize_clips_equals_float64_per_clip_moments_over_real_frames():
+    rng = np.random.default_rng(2)
+    x = (rng.uniform(size=(3, 5, 4, 4, 3)) * rng.uniform(0.2, 3, size=(3, 1, 1, 1, 1))).astype(np.float32)
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], bool)
+    x[~mask] = 7.0  # padding a clip's moments must not see
+    for m in (None, mask):
+        out = np.asarray(standardize_clips(x, m), np.float64)
+        for b in range(3):
+            real = x[b].astype(np.float64) if m is None else x[b][m[b]].astype(np.float64)
+            expected = (real - real.mean()) / np.sqrt(real.var() + 1e-6)
+            got = out[b] if m is None else out[b][m[b]]
+            # float32 sums of <= 240 values of magnitude <= 3, then a few float32 operations: 2^-24
+            # relative per operation, grown by the count of summed terms, on results of magnitude <= 4.
+            assert_close(got, expected, 240 * 2.0**-24 * 16, f"clip {b}, mask={m is not None}")
+            if m is not None:
+                assert not out[b][~m[b]].any(), "padded frames come out as zeros"
 
 
 @pytest.mark.parametrize("window", [(1, 2, 2), (2, 2, 2), (2, 3, 2)])

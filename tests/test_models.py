@@ -108,11 +108,47 @@ def test_standardized_clips_ignore_brightness_and_contrast():
     # differ by 0.5e-6 |1/var' - 1/var| (1.8e-5 here); then float32 rounding of the mean and
     # variance over the clip's 1024 values, relative to how far pixels lie from the mean in standard
     # deviations. Standardised activations are O(1), so these relative errors bound the logits'.
-    variances = [v.var(axis=(1, 2, 3, 4)) for v in (clip, brighter)]
-    epsilon_shift = 0.5e-6 * float(np.max(np.abs(1 / variances[1] - 1 / variances[0])))
-    spread = float(np.max(np.abs(clip - clip.mean(axis=(1, 2, 3, 4), keepdims=True)) / np.sqrt(variances[0]).max()))
-    tol = epsilon_shift + rounding_tolerance(terms=clip[0].size, scale=spread)
+    tol = _standardized_tolerance(clip, brighter)
     assert_close(a, b, tol)
     model.standardize_clips = False  # the same comparison without the standardisation fails
     assert_caught(model({"frames": jnp.asarray(clip)}), model({"frames": jnp.asarray(brighter)}), tol,
                   "not standardised")
+
+
+def _standardized_tolerance(clip, brighter):
+    axes = tuple(range(1, clip.ndim))
+    variances = [v.var(axis=axes) for v in (clip, brighter)]
+    epsilon_shift = 0.5e-6 * float(np.max(np.abs(1 / variances[1] - 1 / variances[0])))
+    spread = float(np.max(np.abs(clip - clip.mean(axis=axes, keepdims=True)) / np.sqrt(variances[0]).max()))
+    return epsilon_shift + rounding_tolerance(terms=clip[0].size, scale=spread)
+
+
+# The other video models with the option (`layers.standardize_clips`), small; the option's name.
+_STANDARDIZING = {
+    "msff_cnn_blstm": ({"backbone": "vgg", "backbone_options": {"blocks": ((4,),)}, "lstm_hidden": 4,
+                        "in_channels": 1}, "standardize_clips"),
+    "msff_c3d": ({"frames": 4, "size": 16, "in_channels": 1, "conv_blocks": ((4,),), "pool_windows": ((2, 4, 4),),
+                  "fc_features": (8,)}, "standardize_clips"),
+    "av_attention_fbp": ({"modalities": ["video"], "fusion": "concat", "frame_backbone_kwargs": {"blocks": ((4,),)},
+                          "attention_rank": 4}, "standardize_clips"),
+    "cnn_ctslstm": ({"backbone": "vgg", "backbone_kwargs": {"blocks": ((4,),)}, "lstm_hidden": 4, "segments": 2},
+                    "standardize_clips"),
+    "av_image_inception": ({"images": ["face"], "image_size": 16, "stage_filters": (4,)}, "standardize_face"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_STANDARDIZING))
+def test_every_standardizing_video_model_ignores_brightness_and_contrast(name):
+    kwargs, option = _STANDARDIZING[name]
+    model = nnx.jit(lambda: build_model(name, num_classes=3, rngs=_rngs(), **kwargs, **{option: True}))()
+    model.eval()
+    clip = np.random.default_rng(1).uniform(0, 1, size=(2, 4, 16, 16, 1)).astype(np.float32)
+    brighter = 0.5 * clip + 0.3
+    # av_image_inception standardises one face picture, not the clip: the tolerance of its frame.
+    frame = clip[:, -1] if name == "av_image_inception" else clip
+    tol = _standardized_tolerance(frame, 0.5 * frame + 0.3)
+    assert_close(_forward(model, {"frames": jnp.asarray(clip)}), _forward(model, {"frames": jnp.asarray(brighter)}),
+                 tol, name)
+    setattr(model, option, False)
+    assert_caught(_forward(model, {"frames": jnp.asarray(clip)}), _forward(model, {"frames": jnp.asarray(brighter)}),
+                  tol, f"{name} not standardised")

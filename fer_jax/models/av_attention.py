@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fer_jax.errors import ConfigError
+from fer_jax.models import layers
 from fer_jax.models.backbones import apply_per_frame, build_backbone
 from fer_jax.models.fusion import build_fusion, fusion_class
 from fer_jax.models.registry import check_frames, choose_subset, register
@@ -157,6 +158,8 @@ class AvAttentionFbp(nnx.Module):
     not feed it; the fusion then gets the one branch (plus words), so fbp, which takes exactly two,
     needs `fusion="concat"` (dropout + dense over the branch) or "attention": a ConfigError says so
     rather than switching fusion behind the config's back. Options of the CNN left out are unused.
+    standardize_clips: each clip to zero mean and unit variance before the CNN (`layers.standardize_clips`;
+    real frames only, by frame_mask).
     """
 
     input_keys = ("frames", "log_mel_deltas")  # for the default modalities; instances list their own
@@ -178,9 +181,11 @@ class AvAttentionFbp(nnx.Module):
         modalities: Sequence[str] = MODALITIES,
         words: bool = False,
         words_width: int = 64,
+        standardize_clips: bool = False,
         dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
+        self.standardize_clips = standardize_clips
         # Every check before any parameter is drawn.
         if aggregation not in AGGREGATIONS:
             raise ConfigError(f"av_attention_fbp: aggregation must be one of {AGGREGATIONS}, got {aggregation!r}.")
@@ -245,4 +250,6 @@ class AvAttentionFbp(nnx.Module):
             raise ConfigError(
                 f"av_attention_fbp: frame_mask {mask.shape} does not match frames {frames.shape[:2]}."
             )
+        if self.standardize_clips:
+            frames = layers.standardize_clips(frames, mask)
         return self.aggregate(apply_per_frame(self.frame_cnn, frames.astype(self.dtype)), mask)

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fer_jax.errors import ConfigError
-from fer_jax.models import layers
+from fer_jax.models import backbones, layers
 from fer_jax.models.registry import check_frames, choose_subset, register
 
 LAYOUTS = ("side_by_side", "channels")
@@ -41,10 +41,12 @@ class InceptionBlock(nnx.Module):
 
     1x1 | 1x1 -> 3x3 | 1x1 -> 5x5 | 3x3 max pool (stride 1) -> 1x1, all 'same' and ReLU. The 1x1
     reductions before the 3x3 and 5x5 convolutions keep their cost at that of a Cout / 4 input,
-    as in GoogLeNet.
+    as in GoogLeNet. With `batch_norm`, each convolution's output is batch-normalised before its
+    ReLU, and the convolution has no bias (BN-Inception, Ioffe & Szegedy 2015).
     """
 
-    def __init__(self, in_features: int, out_features: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    def __init__(self, in_features: int, out_features: int, *, batch_norm: bool = False, dtype=jnp.float32,
+                 rngs: nnx.Rngs):
         if out_features % 4:
             raise ConfigError(
                 f"InceptionBlock: out_features must be divisible by 4 (4 branches), got {out_features}."
@@ -52,7 +54,11 @@ class InceptionBlock(nnx.Module):
         width = out_features // 4
 
         def conv(cin, size):
-            return layers.Conv(cin, width, (size, size), padding="SAME", dtype=dtype, rngs=rngs)
+            conv = layers.Conv(cin, width, (size, size), padding="SAME", use_bias=not batch_norm, dtype=dtype,
+                               rngs=rngs)
+            if not batch_norm:
+                return conv
+            return nnx.Sequential(conv, backbones.batch_norm_layer(width, dtype=dtype, rngs=rngs))
 
         self.branch1 = conv(in_features, 1)
         self.reduce3, self.branch3 = conv(in_features, 1), conv(width, 3)
@@ -83,7 +89,9 @@ class AvImageInception(nnx.Module):
 
     `images`: a non-empty subset of IMAGES, default both. With ("face",) the model reads and lists
     only "frames", with ("waveform",) only "waveform_image" (1 channel; in_channels and frame_index
-    then unused); the CNN sees that one picture.
+    then unused); the CNN sees that one picture. `batch_norm`: BN-Inception blocks (`InceptionBlock`).
+    `standardize_face`: the face picture to zero mean and unit variance (`layers.standardize_clips`);
+    the waveform picture is drawn alike in every clip and is left as it is.
     """
 
     input_keys = ("frames", "waveform_image")  # for the default images; instances list their own
@@ -99,9 +107,12 @@ class AvImageInception(nnx.Module):
         stage_filters: Sequence[int] = (32, 64, 128),
         dropout: float = 0.5,
         images: Sequence[str] = IMAGES,
+        standardize_face: bool = False,
+        batch_norm: bool = False,
         dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
+        self.standardize_face = standardize_face
         self.images = choose_subset("av_image_inception", "images", images, IMAGES)
         if layout not in LAYOUTS:
             raise ConfigError(f"av_image_inception: layout must be one of {LAYOUTS}, got {layout!r}.")
@@ -123,7 +134,7 @@ class AvImageInception(nnx.Module):
             features = in_channels + 1 if layout == "channels" else in_channels
         self.stages = nnx.List()
         for filters in stage_filters:
-            self.stages.append(InceptionBlock(features, filters, dtype=dtype, rngs=rngs))
+            self.stages.append(InceptionBlock(features, filters, batch_norm=batch_norm, dtype=dtype, rngs=rngs))
             features = filters
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.head = nnx.Linear(features, num_classes, dtype=dtype, rngs=rngs)
@@ -146,7 +157,8 @@ class AvImageInception(nnx.Module):
             raise ConfigError(
                 f"av_image_inception: frame_index {self.frame_index} is outside clips of {frames.shape[1]} frames."
             )
-        return self._resize(frames[:, self.frame_index])
+        face = self._resize(frames[:, self.frame_index])
+        return layers.standardize_clips(face) if self.standardize_face else face
 
     def _waveform(self, wave: jax.Array) -> jax.Array:
         if wave.ndim != 4 or wave.shape[-1] != 1:

@@ -50,7 +50,7 @@ def _conv(c_in, c_out, k, stride=1, *, padding, use_bias=False, dtype, rngs) -> 
     )
 
 
-def _batch_norm(channels, *, dtype, rngs) -> nnx.BatchNorm:
+def batch_norm_layer(channels, *, dtype, rngs) -> nnx.BatchNorm:
     # Starts in training mode (batch statistics); model.eval() switches every BatchNorm to its
     # running averages (use_running_average=True) and model.train() back, as for nnx.Dropout.
     # Two-pass variance: E[x²] - E[x]² cancels badly when few values share a channel (a late stage
@@ -76,7 +76,7 @@ class ConvBlockLayer(nnx.Module):
 
     def __init__(self, c_in, c_out, *, batch_norm: bool, dtype, rngs):
         self.conv = _conv(c_in, c_out, 3, padding=1, use_bias=True, dtype=dtype, rngs=rngs)
-        self.bn = _batch_norm(c_out, dtype=dtype, rngs=rngs) if batch_norm else None
+        self.bn = batch_norm_layer(c_out, dtype=dtype, rngs=rngs) if batch_norm else None
 
     def __call__(self, x):
         x = self.conv(x)
@@ -159,9 +159,9 @@ class BasicBlock(nnx.Module):
 
     def __init__(self, c_in, planes, stride, *, dtype, rngs):
         self.conv1 = _conv(c_in, planes, 3, stride, padding=1, dtype=dtype, rngs=rngs)
-        self.bn1 = _batch_norm(planes, dtype=dtype, rngs=rngs)
+        self.bn1 = batch_norm_layer(planes, dtype=dtype, rngs=rngs)
         self.conv2 = _conv(planes, planes, 3, padding=1, dtype=dtype, rngs=rngs)
-        self.bn2 = _batch_norm(planes, dtype=dtype, rngs=rngs)
+        self.bn2 = batch_norm_layer(planes, dtype=dtype, rngs=rngs)
         self.downsample = _downsample(c_in, planes * self.expansion, stride, dtype=dtype, rngs=rngs)
 
     def __call__(self, x):
@@ -177,11 +177,11 @@ class Bottleneck(nnx.Module):
 
     def __init__(self, c_in, planes, stride, *, dtype, rngs):
         self.conv1 = _conv(c_in, planes, 1, padding=0, dtype=dtype, rngs=rngs)
-        self.bn1 = _batch_norm(planes, dtype=dtype, rngs=rngs)
+        self.bn1 = batch_norm_layer(planes, dtype=dtype, rngs=rngs)
         self.conv2 = _conv(planes, planes, 3, stride, padding=1, dtype=dtype, rngs=rngs)
-        self.bn2 = _batch_norm(planes, dtype=dtype, rngs=rngs)
+        self.bn2 = batch_norm_layer(planes, dtype=dtype, rngs=rngs)
         self.conv3 = _conv(planes, planes * self.expansion, 1, padding=0, dtype=dtype, rngs=rngs)
-        self.bn3 = _batch_norm(planes * self.expansion, dtype=dtype, rngs=rngs)
+        self.bn3 = batch_norm_layer(planes * self.expansion, dtype=dtype, rngs=rngs)
         self.downsample = _downsample(c_in, planes * self.expansion, stride, dtype=dtype, rngs=rngs)
 
     def __call__(self, x):
@@ -197,7 +197,7 @@ def _downsample(c_in, c_out, stride, *, dtype, rngs):
         return None
     return nnx.List([
         _conv(c_in, c_out, 1, stride, padding=0, dtype=dtype, rngs=rngs),
-        _batch_norm(c_out, dtype=dtype, rngs=rngs),
+        batch_norm_layer(c_out, dtype=dtype, rngs=rngs),
     ])
 
 
@@ -237,7 +237,7 @@ class ResNet(nnx.Module):
         self.in_channels = in_channels
         stem = scaled_width(64, width)
         self.conv1 = _conv(in_channels, stem, 7, 2, padding=3, dtype=dtype, rngs=rngs)
-        self.bn1 = _batch_norm(stem, dtype=dtype, rngs=rngs)
+        self.bn1 = batch_norm_layer(stem, dtype=dtype, rngs=rngs)
         c_in = stem
         for stage, (planes, count) in enumerate(zip((64, 128, 256, 512), layers)):
             planes = scaled_width(planes, width)

@@ -15,7 +15,7 @@ from flax import nnx
 
 from fer_jax.errors import ConfigError
 from fer_jax.models.convlstm import ConvLSTM2D
-from fer_jax.models.layers import conv3d_same, max_pool_valid
+from fer_jax.models.layers import conv3d_same, max_pool_valid, standardize_clips
 from fer_jax.models.registry import register
 
 
@@ -110,8 +110,7 @@ class Cnn3dConvLstm(nnx.Module):
                 "set frames/size/in_channels to match the data."
             )
         if self.standardize_clips:
-            mean = x.mean(axis=(1, 2, 3, 4), keepdims=True)
-            x = (x - mean) * jax.lax.rsqrt(x.var(axis=(1, 2, 3, 4), keepdims=True) + 1e-6)
+            x = standardize_clips(x)
         x = x.astype(self.dtype)
         for conv, window in zip(self.convs, self.pool_windows):
             x = max_pool_valid(nnx.relu(self._conv(conv, x)), window)

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fer_jax.errors import ConfigError
+from fer_jax.models import layers
 from fer_jax.models.backbones import apply_per_frame, build_backbone
 from fer_jax.models.recurrent import LSTMCell
 from fer_jax.models.registry import check_frames, register
@@ -92,6 +93,8 @@ class CnnCtsLstm(nnx.Module):
     `inputs["frame_mask"]`: bool (B, T), False for padded frames, which then join no segment.
     Returns logits (B, num_classes) float32 from the LSTM's hidden state after the last segment.
     The LSTM is `fer_jax.models.recurrent.LSTMCell` (torch's equations and weight layout).
+    standardize_clips: each clip to zero mean and unit variance before the CNN (`layers.standardize_clips`;
+    real frames only, by frame_mask).
     """
 
     input_keys = ("frames",)
@@ -107,9 +110,11 @@ class CnnCtsLstm(nnx.Module):
         backbone_kwargs: Mapping[str, Any] | None = None,
         lstm_hidden: int = 512,
         dropout: float = 0.5,
+        standardize_clips: bool = False,
         dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
+        self.standardize_clips = standardize_clips
         if segments < 1:
             raise ConfigError(f"cnn_ctslstm: segments must be >= 1, got {segments}.")
         self.num_classes = num_classes
@@ -135,6 +140,8 @@ class CnnCtsLstm(nnx.Module):
         mask = inputs.get("frame_mask")
         if mask is not None and mask.shape != frames.shape[:2]:
             raise ConfigError(f"cnn_ctslstm: frame_mask {mask.shape} does not match frames {frames.shape[:2]}.")
+        if self.standardize_clips:
+            frames = layers.standardize_clips(frames, mask)
         per_frame = apply_per_frame(self.backbone, frames.astype(self.dtype))
         segments = segment_means(per_frame, mask, self.segments)  # (B, K, D)
         # Time-major for the cell's scan; every segment is a real step (empty ones are zero inputs).

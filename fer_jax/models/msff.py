@@ -73,6 +73,8 @@ class CnnBlstm(nnx.Module):
     for the backbone's pooling work; T may vary between calls. BatchNorm (ResNets; VGG with
     batch_norm) follows model.train() / model.eval() like dropout, with statistics over all B*T
     frames (padded ones included: the mask only reaches the BLSTM).
+    standardize_clips: each clip to zero mean and unit variance before the CNN (`layers.standardize_clips`;
+    real frames only with use_frame_mask), as the demo's 3D-CNN does; off in the paper's configs.
     """
 
     input_keys = ("frames",)
@@ -89,11 +91,13 @@ class CnnBlstm(nnx.Module):
         pooling: str = "mean",
         dropout: float = 0.5,
         use_frame_mask: bool = False,
+        standardize_clips: bool = False,
         dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
         _check_pooling("msff_cnn_blstm", pooling)
         self.pooling = pooling
+        self.standardize_clips = standardize_clips
         self.use_frame_mask = use_frame_mask
         if use_frame_mask:  # instance attribute: the trainer reads model.input_keys
             self.input_keys = ("frames", "frame_mask")
@@ -113,6 +117,8 @@ class CnnBlstm(nnx.Module):
         if frames.ndim != 5:
             raise ConfigError(f"msff_cnn_blstm expects frames (B, T, H, W, C), got shape {frames.shape}.")
         mask = inputs["frame_mask"] if self.use_frame_mask else None
+        if self.standardize_clips:
+            frames = layers.standardize_clips(frames, mask)
         per_frame = apply_per_frame(self.backbone, frames)  # (B, T, D)
         outputs, final = self.blstm(per_frame, mask)
         return _pool_over_time(outputs, final, mask, self.pooling)
@@ -135,6 +141,7 @@ class C3D(nnx.Module):
     16 x 112 x 112 clips. Pool windows (t, h, w) are also their strides, padded at the end when a
     size does not divide (Caffe's ceil mode, so 7 -> 4 at pool5 as in C3D); the flattened map is in
     (t, h, w, c) order, which an importer of torch-port weights must permute from (c, t, h, w).
+    standardize_clips: each clip to zero mean and unit variance before the CNN (`layers.standardize_clips`).
     """
 
     input_keys = ("frames",)
@@ -150,9 +157,11 @@ class C3D(nnx.Module):
         pool_windows: Sequence[Sequence[int]] = C3D_POOLS,
         fc_features: Sequence[int] = (4096, 4096),
         dropout: float = 0.5,
+        standardize_clips: bool = False,
         dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
+        self.standardize_clips = standardize_clips
         if len(pool_windows) != len(conv_blocks) or not all(conv_blocks):
             raise ConfigError(
                 f"msff_c3d: needs non-empty conv_blocks and one pool window per block, got "
@@ -190,7 +199,7 @@ class C3D(nnx.Module):
                 f"msff_c3d was built for frames of shape (B, *{self.in_shape}), got {x.shape}; "
                 "set frames/size/in_channels to match the data."
             )
-        x = x.astype(self.dtype)
+        x = (layers.standardize_clips(x) if self.standardize_clips else x).astype(self.dtype)
         for convs, window in zip(self.blocks, self.pool_windows):
             for conv in convs:
                 # layers.conv3d_same: the fastest formulation per backend (its module docstring).
