@@ -101,12 +101,13 @@ def face_waveform_clip(audio_seconds: float, **clip_options) -> ClipConfig:
 
 
 def face_waveform_config(audio_seconds: float, waveform: str | None = None, clip_options: dict | None = None,
-                         **settings) -> ClipCorpusConfig:
+                         name: str = FACE_WAVEFORM, **settings) -> ClipCorpusConfig:
     """A builder's FACE_WAVEFORM config; `waveform` says what the picture draws (default: the first
-    `audio_seconds` of sound), `settings` are the builder's own (e.g. vocal_channels=("speech",))."""
+    `audio_seconds` of sound), `settings` are the builder's own (e.g. vocal_channels=("speech",)).
+    `name`: FACE_WAVEFORM, unless the builder has several corpora (demo_av's confusable variant)."""
     waveform = waveform or f"the first {audio_seconds:g} s of sound"
     return ClipCorpusConfig(
-        name=FACE_WAVEFORM,
+        name=name,
         description=f"3 gray 128x128 faces (the model reads the middle one) beside {waveform} drawn as a 256x256 "
         "picture (audio-visual image fusion, av_image_inception).",
         clip=face_waveform_clip(audio_seconds, **(clip_options or {})),

@@ -25,11 +25,11 @@ from data_builders.demo_av.synth.corpus import clip_rng, split_subjects, write_d
 from data_builders.demo_av.synth.expressions import apex_displacements, face_axes
 from data_builders.demo_av.synth.faces import Identity, load_identities
 from data_builders.demo_av.synth.render import Clip, render_clip, write_clip_mp4
-from data_builders.demo_av.synth.settings import CLASSES, FPS, FRAME_SIZE, MANIFEST, SAMPLE_RATE
+from data_builders.demo_av.synth.settings import CLASSES, FPS, FRAME_SIZE, MANIFEST, MAX_FRAMES, SAMPLE_RATE
 from data_builders.demo_av.synth.voice import Prosody, synthesize_voice
 
 __all__ = [
-    "CLASSES", "FPS", "FRAME_SIZE", "MANIFEST", "SAMPLE_RATE", "Clip", "Identity", "Prosody", "apex_displacements",
+    "CLASSES", "FPS", "FRAME_SIZE", "MANIFEST", "MAX_FRAMES", "SAMPLE_RATE", "Clip", "Identity", "Prosody", "apex_displacements",
     "clip_rng", "face_axes", "load_identities", "render_clip", "split_subjects", "synthesize_voice",
     "write_clip_mp4", "write_demo_corpus",
 ]

@@ -42,6 +42,7 @@ class _Job:
     seed: int
     out_dir: str
     split: str
+    confusable: bool
 
     @property
     def relative_path(self) -> str:
@@ -49,7 +50,8 @@ class _Job:
 
 
 def _write_job(job: _Job) -> dict:
-    clip = render_clip(job.identity, job.label, clip_rng(job.seed, job.identity.subject, job.label, job.k))
+    rng = clip_rng(job.seed, job.identity.subject, job.label, job.k)
+    clip = render_clip(job.identity, job.label, rng, confusable=job.confusable)
     write_clip_mp4(os.path.join(job.out_dir, job.relative_path), clip)
     return {
         "path": job.relative_path,
@@ -58,6 +60,10 @@ def _write_job(job: _Job) -> dict:
         "subject": job.identity.subject,
         "split": job.split,
     }
+
+
+# Settings added after corpora were written: a manifest without them was made with these values.
+_SETTINGS_BEFORE_THEY_EXISTED = {"confusable": False}
 
 
 def _existing_manifest(out_dir: Path, settings: dict) -> dict | None:
@@ -69,6 +75,7 @@ def _existing_manifest(out_dir: Path, settings: dict) -> dict | None:
         manifest = json.loads((out_dir / MANIFEST).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+    manifest = {**_SETTINGS_BEFORE_THEY_EXISTED, **manifest}
     differing = sorted(key for key, value in settings.items() if manifest.get(key) != value)
     if differing:
         raise ConfigError(
@@ -86,6 +93,7 @@ def write_demo_corpus(
     seed: int = 0,
     num_workers: int | None = None,
     identities: list[Identity] | None = None,
+    confusable: bool = False,
 ) -> list[dict]:
     """Write the demo corpus under `out_dir` and return its clips' manifest entries.
 
@@ -93,7 +101,8 @@ def write_demo_corpus(
     ({"path", "label", "label_name", "subject", "split"}) with the settings, the subjects and the
     number of dropped identities. Splits are subject-disjoint. A complete corpus made with the same
     settings is returned as it is. `identities` defaults to every scikit-image face dlib finds (tests
-    pass a few). Workers are spawned, so a script calling this needs an `if __name__ == "__main__":` guard.
+    pass a few). `confusable`: the variant whose faces and voices each leave two pairs of classes alike
+    (settings.FACE_CONFUSIONS, VOICE_CONFUSIONS). Workers are spawned, so a script calling this needs an `if __name__ == "__main__":` guard.
     """
     if clips_per_subject_and_class < 1 or not 0 <= val_fraction < 1:
         raise ConfigError(
@@ -108,6 +117,7 @@ def write_demo_corpus(
         "clips_per_subject_and_class": clips_per_subject_and_class,
         "val_fraction": val_fraction,
         "identities": "scikit-image" if identities is None else sorted(i.subject for i in identities),
+        "confusable": confusable,
     }
     if (manifest := _existing_manifest(out_dir, settings)) is not None:
         return manifest["clips"]  # checked before loading identities: a rerun costs no face detection
@@ -117,7 +127,7 @@ def write_demo_corpus(
     subjects = sorted(i.subject for i in identities)
     splits = split_subjects(subjects, val_fraction, seed)
     jobs = [
-        _Job(identity, label, k, seed, str(out_dir), splits[identity.subject])
+        _Job(identity, label, k, seed, str(out_dir), splits[identity.subject], confusable)
         for identity in identities
         for label in range(len(CLASSES))
         for k in range(clips_per_subject_and_class)

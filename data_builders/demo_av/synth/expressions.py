@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from data_builders.demo_av.synth.settings import CLASSES
+from data_builders.demo_av.synth.settings import CLASSES, FACE_CONFUSIONS, confused_with
 
 
 
@@ -114,8 +114,14 @@ def face_axes(landmarks: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     return iod, across, np.array([-across[1], across[0]])
 
 
-def apex_displacements(landmarks: np.ndarray, label: int) -> np.ndarray:
-    """(68, 2) pixel displacements of `landmarks` at the apex of class `label`, at intensity 1."""
+def apex_displacements(landmarks: np.ndarray, label: int, *, confusable: bool = False) -> np.ndarray:
+    """(68, 2) pixel displacements of `landmarks` at the apex of class `label`, at intensity 1.
+
+    `confusable`: the average apex of the classes FACE_CONFUSIONS groups with `label` (itself alone
+    when in no group), so that those classes look alike."""
+    if confusable:
+        group = confused_with(label, FACE_CONFUSIONS)
+        return np.mean([apex_displacements(landmarks, c) for c in group], axis=0, dtype=np.float32)
     iod, across, down = face_axes(landmarks)
     offset = landmarks @ across - landmarks[27:31].mean(0) @ across  # signed distance from the nose's line
     side = np.where(np.abs(offset) < 0.05 * iod, 0.0, np.sign(offset))  # points on the midline have no "out"

@@ -116,13 +116,13 @@ def _polygon_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 # Video: animate the face, place it, composite
 
 
-def _animate_face(identity: Identity, label: int, scene: Scene, intensity: float) -> list[np.ndarray]:
+def _animate_face(identity: Identity, label: int, scene: Scene, intensity: float, confusable: bool) -> list[np.ndarray]:
     """Per frame, the (S, S, 4) RGBA face canvas with the expression at that frame's strength."""
     canvas, landmarks = _face_canvas(identity)
     canvas[..., :3] = scene.look(canvas[..., :3])  # once per clip: compositing commutes with an affine look
     size = canvas.shape[0]
     iod, _, _ = face_axes(landmarks)
-    apex = intensity * apex_displacements(landmarks, label)
+    apex = intensity * apex_displacements(landmarks, label, confusable=confusable)
     displacements = (scene.rise[:, None, None] * apex + iod * scene.landmark_jitter).astype(np.float32)
     maps = _FaceWarper(landmarks, size).backward_maps(displacements)
     mouth = _MouthPainter(landmarks, iod, size, scene)
@@ -203,18 +203,19 @@ class Clip:
     sample_rate: int
 
 
-def render_clip(identity: Identity, label: int, rng: np.random.Generator) -> Clip:
+def render_clip(identity: Identity, label: int, rng: np.random.Generator, *, confusable: bool = False) -> Clip:
     """One clip of `identity` going from neutral to the apex of class `label`, with its voice.
 
     The scene (length, timing, placement, jitter, background, brightness, loudness) comes from a
     stream split off `rng` that the label never reaches: the same rng gives the same scene for every
-    class.
+    class. `confusable`: the face and the voice of the confusable variant (settings.FACE_CONFUSIONS,
+    VOICE_CONFUSIONS).
     """
     if not 0 <= label < len(CLASSES):
         raise ValueError(f"label {label} is not a class index in 0..{len(CLASSES) - 1}")
     scene_rng, face_rng, voice_rng = rng.spawn(3)
     scene = draw_scene(scene_rng)
-    faces = _animate_face(identity, label, scene, intensity=float(face_rng.uniform(0.7, 1.3)))
+    faces = _animate_face(identity, label, scene, float(face_rng.uniform(0.7, 1.3)), confusable)
     frames = np.stack([_place(face, scene, t) for t, face in enumerate(faces)])
     num_samples = round(scene.num_frames / FPS * SAMPLE_RATE)
     audio = synthesize_voice(
@@ -224,6 +225,7 @@ def render_clip(identity: Identity, label: int, rng: np.random.Generator) -> Cli
         loudness_rms=scene.loudness_rms,
         lead_s=scene.speech_lead_s,
         rng=voice_rng,
+        confusable=confusable,
     )
     return Clip(frames, FPS, audio, SAMPLE_RATE)
 

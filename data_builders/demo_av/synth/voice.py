@@ -8,7 +8,7 @@ import functools
 import numpy as np
 
 from data_builders.demo_av.synth.scene import smooth_noise
-from data_builders.demo_av.synth.settings import CLASSES, SAMPLE_RATE
+from data_builders.demo_av.synth.settings import CLASSES, SAMPLE_RATE, VOICE_CONFUSIONS, confused_with
 
 
 
@@ -40,6 +40,13 @@ _VOWEL_FORMANTS = np.array(
     [[730, 1090, 2440], [270, 2290, 3010], [300, 870, 2240], [530, 1840, 2480], [570, 840, 2410]]  # a i u e o
 )
 _FORMANT_BANDWIDTHS = np.array([80.0, 100.0, 120.0])
+
+
+def class_prosody(label: int, *, confusable: bool = False) -> Prosody:
+    """Class `label`'s prosody; `confusable`: the average over the classes VOICE_CONFUSIONS groups with it."""
+    group = confused_with(label, VOICE_CONFUSIONS) if confusable else (label,)
+    fields = [dataclasses.astuple(PROSODY[CLASSES[c]]) for c in group]
+    return Prosody(*(float(np.mean(values)) for values in zip(*fields)))
 
 
 def _jittered(prosody: Prosody, rng: np.random.Generator) -> Prosody:
@@ -106,14 +113,16 @@ def _syllable_envelope(t: np.ndarray, start: float, length: float, attack: float
 
 
 def synthesize_voice(
-    base_pitch_hz: float, label: int, num_samples: int, *, loudness_rms: float, lead_s: float, rng: np.random.Generator
+    base_pitch_hz: float, label: int, num_samples: int, *, loudness_rms: float, lead_s: float, rng: np.random.Generator,
+    confusable: bool = False,
 ) -> np.ndarray:
-    """(num_samples,) float32 mono "speech" at SAMPLE_RATE with the prosody of class `label`.
+    """(num_samples,) float32 mono "speech" at SAMPLE_RATE with the prosody of class `label`
+    (`class_prosody(label, confusable=...)`).
 
     `loudness_rms` and `lead_s` (silence before the first syllable) come from the caller so that they
     can be drawn independently of the class.
     """
-    prosody = _jittered(PROSODY[CLASSES[label]], rng)
+    prosody = _jittered(class_prosody(label, confusable=confusable), rng)
     t = np.arange(num_samples) / SAMPLE_RATE
     syllables = _syllables(num_samples / SAMPLE_RATE, lead_s, prosody.syllables_per_s, rng)
     centres = np.array([start + length / 2 for start, length in syllables])
