@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 import sys
 
 from fer_jax.errors import FerJaxError, Preempted
@@ -41,6 +42,20 @@ def cmd_demo(args) -> int:
     results = run_demo(args.workdir, args.data_dir, args.set)
     _print_results(results)
     print(f"\nwrote {args.workdir}/results.json and {args.workdir}/confusion_matrix.png")
+    return 0
+
+
+def cmd_zoo(args) -> int:
+    from fer_jax.zoo import format_zoo, plot_zoo_confusions, run_zoo
+
+    report = run_zoo(args.workdir, args.data_dir, args.only, args.set)
+    print(format_zoo(report))
+    written = [f"{args.workdir}/zoo.json", plot_zoo_confusions(report, f"{args.workdir}/zoo_confusions.png")]
+    if args.json:
+        pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(args.json).write_text(json.dumps(report, indent=2))
+        written.append(args.json)
+    print(f"\nwrote {', '.join(str(w) for w in written if w)}")
     return 0
 
 
@@ -158,6 +173,16 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", default=None, help="TFDS data dir (default $FER_JAX_DATA_DIR or ~/tensorflow_datasets)")
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     demo.set_defaults(func=cmd_demo)
+
+    zoo = sub.add_parser("zoo", help="train every method family on the demo corpus, with modality ablations and "
+                         "late fusion; print one table (a benchmark, see docs/zoo.md)")
+    zoo.add_argument("--only", nargs="+", default=(), metavar="NAME", help="these entries only (fer_jax/zoo.py NAMES)")
+    zoo.add_argument("--json", default=None, metavar="FILE", help="also write the report here")
+    zoo.add_argument("--workdir", default="workdir/zoo")
+    zoo.add_argument("--data-dir", default=None, help="TFDS data dir (default $FER_JAX_DATA_DIR or ~/tensorflow_datasets)")
+    zoo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a field of every entry's config, e.g. train.max_steps=2")
+    zoo.set_defaults(func=cmd_zoo)
 
     build = sub.add_parser("build", help="build a corpus into array_record files")
     build.add_argument("name", help="corpus name, optionally with /config, e.g. demo_av/gray64_t8")

@@ -9,6 +9,9 @@ import time
 from fer_jax.config import AugmentConfig, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 
 DEMO_DATASET = "demo_av/gray64_t8"
+# The paper's layers, narrowed (see demo_config); `fer-jax zoo` trains the same model.
+DEMO_MODEL = {"conv_features": [8, 16, 32], "dropout": 0.3, "standardize_clips": True}
+DEMO_LEARNING_RATE, DEMO_EPOCHS = 2e-3, 7
 
 
 def demo_config(workdir: str = "workdir/demo", data_dir: str = "") -> ExperimentConfig:
@@ -22,11 +25,10 @@ def demo_config(workdir: str = "workdir/demo", data_dir: str = "") -> Experiment
         name="demo_av_cnn3d_convlstm",
         workdir=workdir,
         data=DataConfig(dataset=DEMO_DATASET, data_dir=data_dir, num_classes=7, global_batch_size=32),
-        model=ModelConfig(
-            name="cnn3d_convlstm", kwargs={"conv_features": [8, 16, 32], "dropout": 0.3, "standardize_clips": True}
-        ),
+        model=ModelConfig(name="cnn3d_convlstm", kwargs=dict(DEMO_MODEL)),
         augment=AugmentConfig(),
-        train=TrainConfig(learning_rate=2e-3, num_epochs=7, eval_every_epochs=7, log_every_steps=8),
+        train=TrainConfig(learning_rate=DEMO_LEARNING_RATE, num_epochs=DEMO_EPOCHS, eval_every_epochs=DEMO_EPOCHS,
+                          log_every_steps=8),
     )
 
 
