@@ -13,6 +13,7 @@ benchmarks/zoo/, not part of the test suite (tests/test_zoo.py trains one entry 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import pathlib
@@ -26,8 +27,6 @@ from fer_jax.errors import ConfigError
 MAIN_LEMHI = "demo_av/lemhi64"
 CONFUSABLE_RGB = "demo_av/confusable_rgb64_t8_av"
 CONFUSABLE_FACE_WAVEFORM = "demo_av/confusable_face_waveform"
-# (frames, size, channels) of each config's records
-SHAPES = {DEMO_DATASET: (8, 64, 1), MAIN_LEMHI: (24, 64, 1), CONFUSABLE_RGB: (8, 64, 3), CONFUSABLE_FACE_WAVEFORM: (3, 128, 1)}
 FULL, VIDEO_ONLY, AUDIO_ONLY = "full", "video only", "audio only"
 
 
@@ -48,17 +47,26 @@ class Entry:
     augment: bool = True
 
     def config(self, workdir: str, data_dir: str) -> ExperimentConfig:
-        frames, size, channels = SHAPES[self.dataset]
+        frames, size, channels = record_shape(self.dataset)
         return ExperimentConfig(
             name=f"zoo_{self.name}",
             workdir=str(pathlib.Path(workdir) / self.name),
             data=DataConfig(dataset=self.dataset, data_dir=data_dir, num_classes=7, frames=frames, size=size,
                             channels=channels, global_batch_size=self.batch_size, eval_batch_size=64),
-            model=ModelConfig(name=self.model, kwargs=json.loads(json.dumps(self.model_kwargs))),
+            # A deep copy: `--set model.kwargs.a.b=...` edits nested dicts, which entries share.
+            model=ModelConfig(name=self.model, kwargs=copy.deepcopy(self.model_kwargs)),
             augment=AugmentConfig(enabled=self.augment),
             train=TrainConfig(learning_rate=self.learning_rate, num_epochs=self.num_epochs,
                               eval_every_epochs=self.num_epochs, log_every_steps=16),
         )
+
+
+def record_shape(dataset: str) -> tuple[int, int, int]:
+    """(frames, size, channels) of the records `dataset`'s builder config writes."""
+    import data_builders
+
+    clip = data_builders.builder(dataset).builder_config.clip
+    return clip.clip_frames, clip.size, 1 if clip.grayscale else 3
 
 
 @dataclasses.dataclass(frozen=True)
