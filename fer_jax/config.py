@@ -71,6 +71,10 @@ class AugmentConfig:
 @dataclasses.dataclass
 class TrainConfig:
     learning_rate: float = 1e-4  # Adam, as in the paper
+    # "constant", or "cosine": from learning_rate down to 0 at the run's last step (cosine decay,
+    # Loshchilov & Hutter 2017), so a short run ends on small steps rather than wherever its last
+    # large one left it.
+    lr_schedule: str = "constant"
     num_epochs: int = 80
     max_steps: int = 0  # stop after this many steps in total (0: num_epochs decides)
     eval_every_epochs: int = 1

@@ -25,13 +25,14 @@ from fer_jax.train.step import Steps, make_optimizer, make_steps, model_of
 from fer_jax.train.tasks import record_keys_of
 
 
-def build_state(config: ExperimentConfig, mesh) -> Steps:
-    """Model and optimizer from the config, split, placed on the mesh, with their jitted steps."""
+def build_state(config: ExperimentConfig, mesh, total_steps: int | None = None) -> Steps:
+    """Model and optimizer from the config, split, placed on the mesh, with their jitted steps.
+    `total_steps`: the run's length, which a decaying learning rate (train.lr_schedule) needs."""
 
     @nnx.jit  # (see model_of: built inside jit)
     def create():
         model = model_of(config)
-        return model, make_optimizer(model, config.train.learning_rate)
+        return model, make_optimizer(model, config.train.learning_rate, config.train.lr_schedule, total_steps)
 
     model, optimizer = create()
     return make_steps(model, optimizer, mesh, config.augment, config.train.seed, config.train.precision,
@@ -94,7 +95,7 @@ def train(config: ExperimentConfig, *, stop_after_steps: int | None = None, devi
     total_steps = config.train.max_steps or config.train.num_epochs * steps_per_epoch
 
     # --- Model, optimizer and their jitted steps; this process's batches, on the devices ahead of time.
-    steps = build_state(config, mesh)
+    steps = build_state(config, mesh, total_steps)
     data_iterator = DevicePrefetch(
         train_iterator(train_split.source, config.data, math.ceil(total_steps / steps_per_epoch), train_split.keys),
         mesh, config.data.device_prefetch)
