@@ -297,6 +297,9 @@ def test_hu2019_protocol_cv_both_models_then_fuse(corpora, tmp_path):
         assert weights.shape == (2,) and np.all(weights >= 0) and weights.sum() == pytest.approx(1.0)
         # Equal weights and each model alone are candidates: the fusion is never worse on this split.
         assert fold["fused"]["accuracy"] >= max(m["accuracy"] for m in fold["models"])
+        confusion = np.asarray(fold["fused"]["confusion"])  # rows: true class, as `fer-jax zoo` plots it
+        assert confusion.sum() == fold["num_val_clips"] and np.trace(confusion) / confusion.sum() == pytest.approx(
+            fold["fused"]["accuracy"])
         for model in fold["models"]:
             ev = evaluate_checkpoint(model["workdir"], step=model["step"])
             assert model["accuracy"] == pytest.approx(ev["accuracy"]) and model["uar"] == pytest.approx(ev["uar"])

@@ -71,7 +71,7 @@ def fuse_run_scores(scores: list[RunScores], *, trials: int = 1000, seed: int = 
 
     def scored(probabilities):
         summary = classification_summary(first.labels, probabilities.argmax(-1), num_classes, first.class_names)
-        return {"accuracy": summary["accuracy"], "uar": summary["uar"]}
+        return {"accuracy": summary["accuracy"], "uar": summary["uar"], "confusion": summary["confusion"]}
 
     return {
         "weights": [float(w) for w in weights],
