@@ -24,16 +24,17 @@ def test_every_entry_reads_what_its_corpus_stores_and_nothing_else(entry):
     assert set(keys.inputs) <= set(spec), (entry.name, keys.inputs, sorted(spec))
     # An ablation reads only its own modality; the confusable corpus is where fusion is measured.
     audio_keys = {"log_mel", "log_mel_deltas", "linear_spectrogram", "waveform_image"}
-    if entry.role == zoo.VIDEO_ONLY:
+    if entry.role == zoo.VIDEO_ONLY or entry.inputs == "video":
         assert not audio_keys & set(keys.inputs + keys.optional)
     if entry.role == zoo.AUDIO_ONLY:
         assert "frames" not in keys.inputs + keys.optional
-    with_ablations = {e.method for e in zoo.ENTRIES if e.role != zoo.FULL}
-    assert getattr(config, "confusable", False) == (entry.method in with_ablations)
+    audio_visual = {e.method for e in zoo.ENTRIES if e.role in (zoo.VIDEO_ONLY, zoo.AUDIO_ONLY)}
+    assert getattr(config, "confusable", False) == entry.method.startswith(tuple(audio_visual))
 
 
 def test_selection_brings_what_a_late_fusion_needs_and_rejects_unknown_names():
     assert [e.name for e in zoo.select(["hu2019_late_fusion"])] == ["lemhi_cnn", "cnn_ctslstm", "hu2019_late_fusion"]
+    assert [e.name for e in zoo.select(["msff"])] == ["msff_cnn_blstm", "msff_c3d", "msff_audio", "msff"]
     assert [e.name for e in zoo.select()] == list(zoo.NAMES)
     with pytest.raises(ConfigError, match="msf"):
         zoo.select(["msf"])
