@@ -174,12 +174,18 @@ def test_sigterm_saves_even_when_no_periodic_save_is_due(tiny_dataset, tmp_path,
 
 
 def test_guard_turns_sigint_into_a_request_and_a_second_signal_into_the_default():
-    previous = signal.getsignal(signal.SIGINT)
-    with faults.PreemptionGuard() as guard:
-        assert not guard.requested
-        os.kill(os.getpid(), signal.SIGINT)
-        assert guard.requested and guard.signal_name == "SIGINT"
-        assert signal.getsignal(signal.SIGINT) is previous  # a second Ctrl-C interrupts as usual
-        with pytest.raises(KeyboardInterrupt):
+    # Python's own Ctrl-C handler first: a test run earlier in the same worker may have left
+    # another one (CI saw a second SIGINT ignored when the suite's order changed).
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with faults.PreemptionGuard() as guard:
+            assert not guard.requested
             os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is previous
+            assert guard.requested and guard.signal_name == "SIGINT"
+            # A second Ctrl-C interrupts as usual.
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
