@@ -8,8 +8,9 @@ disgust alike, voices anger and happiness and sadness and neutral), each as vide
 only, and both, so the table shows what fusing them is worth. Methods whose papers train their
 networks apart and fuse their scores (Hu et al., MSFF) are trained that way: one entry per network,
 fused by `fer-jax fuse`. Widths are narrowed and inputs are 64 px so the whole zoo trains on a
-2-core CPU; the layer structure of each method is its paper's. It is a benchmark, run by hand and recorded in
-benchmarks/zoo/, not part of the test suite (tests/test_zoo.py trains one entry for a few steps).
+2-core CPU; the layer structure of each method is its paper's. It is a benchmark, run by hand and
+recorded in benchmarks/zoo/, not part of the test suite (tests/test_zoo.py trains the three image
+entries for two steps).
 """
 
 from __future__ import annotations
