@@ -105,15 +105,17 @@ def test_landmark_motion_points_the_way_the_expression_does(identities, name, po
     assert not synth.apex_displacements(landmarks, LABEL["neutral"]).any()
 
 
-def test_label_is_not_recoverable_from_length_brightness_or_loudness(identities):
+def test_label_is_not_recoverable_from_length_brightness_or_recording_level(identities):
     """Over corpus-style draws, per-class means of the nuisances are not separated (one-way ANOVA).
+    The recording level is the voice's level less its class's vocal effort (PROSODY), which the
+    label may set.
 
     This catches only a gross leak with 63 clips (the scenes' own spread hides a few grey levels);
     the exact guarantees are the next tests' (same rng: same scene, and the same pixels but for the
     expression's geometry, whatever the class).
     """
     per_class = 9
-    features = {"frames": [], "brightness": [], "log_rms": []}
+    features = {"frames": [], "brightness": [], "recording_db": []}
     labels = []
     for label in range(len(CLASSES)):
         for k in range(per_class):
@@ -121,7 +123,8 @@ def test_label_is_not_recoverable_from_length_brightness_or_loudness(identities)
             clip = synth.render_clip(identity, label, synth.clip_rng(0, identity.subject, label, k))
             features["frames"].append(len(clip.frames))
             features["brightness"].append(clip.frames.mean())
-            features["log_rms"].append(np.log(np.sqrt(np.mean(clip.audio**2))))
+            level_db = 20 * np.log10(np.sqrt(np.mean(clip.audio**2)))
+            features["recording_db"].append(level_db - voice.PROSODY[CLASSES[label]].effort_db)
             labels.append(label)
     labels = np.asarray(labels)
     for name, values in features.items():
@@ -131,10 +134,14 @@ def test_label_is_not_recoverable_from_length_brightness_or_loudness(identities)
 
 
 def test_same_scene_for_every_class_given_the_same_rng(identities):
+    """Same length and background whatever the class; the voice's level differs by exactly the
+    classes' vocal efforts (PROSODY.effort_db), so the recording level under it is the same."""
     clips = [synth.render_clip(identities[2], label, np.random.default_rng(3)) for label in range(len(CLASSES))]
     assert len({len(c.frames) for c in clips}) == 1
-    rms = [np.sqrt(np.mean(c.audio**2)) for c in clips]
-    np.testing.assert_allclose(rms, rms[0], rtol=1e-3)
+    level_db = np.array([20 * np.log10(np.sqrt(np.mean(c.audio**2))) for c in clips])
+    effort_db = np.array([voice.PROSODY[name].effort_db for name in CLASSES])
+    # float32 audio: its rms is exact to ~1e-6 relative, 1e-5 dB; 0.01 dB still catches any other gain.
+    np.testing.assert_allclose(level_db - effort_db, level_db[0] - effort_db[0], atol=0.01)
     corner = np.s_[:, :6, :6]  # background, never covered by the face tile
     for clip in clips:
         np.testing.assert_array_equal(clip.frames[corner], clips[0].frames[corner])

@@ -6,7 +6,7 @@ expressions (onset -> apex, as CK+ sequences run), placed on a random background
 given a synthetic voice whose prosody depends on the class.
 
 Only the facial motion and the prosody carry the label. A clip's rng is split into three streams; the
-scene stream (length, timing, placement, jitter, background, brightness, loudness) never sees the
+scene stream (length, timing, placement, jitter, background, brightness, recording level) never sees the
 label, so a model cannot learn the class from anything but the face and the voice, and two clips drawn
 with the same seed differ only in expression and prosody.
 

@@ -206,7 +206,7 @@ class Clip:
 def render_clip(identity: Identity, label: int, rng: np.random.Generator, *, confusable: bool = False) -> Clip:
     """One clip of `identity` going from neutral to the apex of class `label`, with its voice.
 
-    The scene (length, timing, placement, jitter, background, brightness, loudness) comes from a
+    The scene (length, timing, placement, jitter, background, brightness, recording level) comes from a
     stream split off `rng` that the label never reaches: the same rng gives the same scene for every
     class. `confusable`: the face and the voice of the confusable variant (settings.FACE_CONFUSIONS,
     VOICE_CONFUSIONS).

@@ -1,5 +1,5 @@
 """The scene: everything about a clip that must not depend on its label (length, timing, placement,
-jitter, background, brightness, loudness), drawn from a stream the label never reaches."""
+jitter, background, brightness, recording level), drawn from a stream the label never reaches."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class Scene:
     background: np.ndarray  # (FRAME_SIZE, FRAME_SIZE, 3) float32, the look already applied
     grain: np.ndarray  # (FRAME_SIZE + GRAIN_SHIFT, same, 3) float32 sensor noise; frames see shifted crops
     grain_shifts: np.ndarray  # (T, 2) int
-    loudness_rms: float
+    loudness_rms: float  # the recording level (microphone distance and gain); the voice adds its class's effort
     speech_lead_s: float  # silence before the voice starts
 
     def look(self, rgb):
@@ -97,6 +97,7 @@ def draw_scene(rng: np.random.Generator) -> Scene:
         background=background.astype(np.float32),
         grain=rng.uniform(0.5, 3.0) * rng.standard_normal((grain_size, grain_size, 3), dtype=np.float32),
         grain_shifts=rng.integers(0, GRAIN_SHIFT, (num_frames, 2)),
-        loudness_rms=float(10 ** (rng.uniform(-30, -18) / 20)),
+        # -33..-21 dB rms: with the loudest vocal effort (+6 dB, voice.PROSODY) peaks stay below full scale.
+        loudness_rms=float(10 ** (rng.uniform(-33, -21) / 20)),
         speech_lead_s=float(rng.uniform(0.0, 0.08)),
     )

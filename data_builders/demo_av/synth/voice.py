@@ -22,17 +22,20 @@ class Prosody:
     tremor_st: float  # depth of a 6-9 Hz pitch tremor, semitones
     breathiness: float  # aspiration noise relative to the voiced source
     attack: float  # exponent of a syllable's rise: < 1 abrupt, > 1 gentle
+    effort_db: float  # vocal effort: level relative to the scene's loudness (the microphone's gain), dB
 
 
-# After the acoustic profiles of vocal emotion (Banse & Scherer 1996; Juslin & Laukka 2003).
+# After the acoustic profiles of vocal emotion (Banse & Scherer 1996; Juslin & Laukka 2003). Effort:
+# hot anger, elation and surprised exclamation loud; sadness and the breathy, trembling (anxious)
+# fear soft, as Banse & Scherer's anxiety; disgust a little below neutral.
 PROSODY: dict[str, Prosody] = {
-    "neutral": Prosody(1.00, 1.0, -1.0, 4.0, 0.88, 0.0, 0.04, 0.8),
-    "anger": Prosody(1.15, 3.0, -2.0, 5.5, 0.95, 0.0, 0.01, 0.35),
-    "disgust": Prosody(0.88, 1.5, -5.0, 2.8, 0.87, 0.0, 0.06, 1.0),
-    "fear": Prosody(1.40, 2.0, 1.0, 5.0, 0.86, 1.0, 0.12, 0.7),
-    "happiness": Prosody(1.25, 5.0, 1.0, 5.5, 0.90, 0.0, 0.04, 0.6),
-    "sadness": Prosody(0.85, 0.5, -1.5, 2.5, 0.78, 0.0, 0.16, 1.6),
-    "surprise": Prosody(1.20, 2.0, 8.0, 4.0, 0.90, 0.0, 0.05, 0.6),
+    "neutral": Prosody(1.00, 1.0, -1.0, 4.0, 0.88, 0.0, 0.04, 0.8, 0.0),
+    "anger": Prosody(1.15, 3.0, -2.0, 5.5, 0.95, 0.0, 0.01, 0.35, 6.0),
+    "disgust": Prosody(0.88, 1.5, -5.0, 2.8, 0.87, 0.0, 0.06, 1.0, -2.0),
+    "fear": Prosody(1.40, 2.0, 1.0, 5.0, 0.86, 1.0, 0.12, 0.7, -4.0),
+    "happiness": Prosody(1.25, 5.0, 1.0, 5.5, 0.90, 0.0, 0.04, 0.6, 3.0),
+    "sadness": Prosody(0.85, 0.5, -1.5, 2.5, 0.78, 0.0, 0.16, 1.6, -5.0),
+    "surprise": Prosody(1.20, 2.0, 8.0, 4.0, 0.90, 0.0, 0.05, 0.6, 6.0),
 }
 
 # F1-F3 (Hz) of five vowels (Peterson & Barney), one per syllable.
@@ -119,8 +122,9 @@ def synthesize_voice(
     """(num_samples,) float32 mono "speech" at SAMPLE_RATE with the prosody of class `label`
     (`class_prosody(label, confusable=...)`).
 
-    `loudness_rms` and `lead_s` (silence before the first syllable) come from the caller so that they
-    can be drawn independently of the class.
+    `loudness_rms` (the scene's level: distance and gain of the microphone) and `lead_s` (silence
+    before the first syllable) come from the caller so that they can be drawn independently of the
+    class; the voice's level is `loudness_rms` raised by the class's vocal effort (`effort_db`).
     """
     prosody = _jittered(class_prosody(label, confusable=confusable), rng)
     t = np.arange(num_samples) / SAMPLE_RATE
@@ -139,5 +143,6 @@ def synthesize_voice(
                 span = slice(int(start * SAMPLE_RATE), min(num_samples, int(np.ceil((start + length) * SAMPLE_RATE))))
                 envelope = _syllable_envelope(t[span], start, length, prosody.attack)
                 voice[span] += sound[span] * envelope * rng.uniform(0.6, 1.0)
-    voice *= loudness_rms / max(np.sqrt(np.mean(voice**2)), 1e-12)
+    level = loudness_rms * 10 ** (prosody.effort_db / 20)
+    voice *= level / max(np.sqrt(np.mean(voice**2)), 1e-12)
     return np.clip(voice, -0.99, 0.99).astype(np.float32)
