@@ -132,12 +132,13 @@ ENTRIES: tuple[Entry | LateFusion, ...] = (
           "av_attention_fbp", {**_AV_ATTENTION, "modalities": ["audio"], "fusion": "concat"}),
     Entry("av_attention_fbp", "Attention + FBP (Zhou et al. 2019)", "video + log-mel", FULL, CONFUSABLE_RGB,
           "av_attention_fbp", _AV_ATTENTION),
+    # 30 epochs: at 20 the fused model scored 0.82-0.86 over three seeds, at 30 0.90 and 0.91 (two).
     Entry("av_image_face", "Face + waveform image", "face", VIDEO_ONLY, CONFUSABLE_FACE_WAVEFORM,
-          "av_image_inception", {**_AV_IMAGE, "images": ["face"]}),
+          "av_image_inception", {**_AV_IMAGE, "images": ["face"]}, num_epochs=30),
     Entry("av_image_waveform", "Face + waveform image", "waveform image", AUDIO_ONLY, CONFUSABLE_FACE_WAVEFORM,
-          "av_image_inception", {**_AV_IMAGE, "images": ["waveform"]}),
+          "av_image_inception", {**_AV_IMAGE, "images": ["waveform"]}, num_epochs=30),
     Entry("av_image", "Face + waveform image", "face + waveform image", FULL, CONFUSABLE_FACE_WAVEFORM,
-          "av_image_inception", _AV_IMAGE),
+          "av_image_inception", _AV_IMAGE, num_epochs=30),
 )
 NAMES = tuple(e.name for e in ENTRIES)
 
