@@ -79,3 +79,11 @@ def test_unknown_or_unsized_schedule_is_named():
         make_optimizer(model, 0.01, "linear")
     with pytest.raises(ConfigError, match="needs the run's number of steps"):
         make_optimizer(model, 0.01, "cosine")
+
+
+def test_train_names_an_unknown_schedule_before_reading_data(tmp_path):
+    """The schedule is checked first, as train.nonfinite is: the data folder here does not exist,
+    so a later check would fail on the data instead."""
+    config = tiny_config((str(tmp_path / "no_data"), "tiny_dataset"), tmp_path / "run", lr_schedule="linear")
+    with pytest.raises(ConfigError, match="lr_schedule must be one of"):
+        train(config)

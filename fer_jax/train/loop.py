@@ -21,7 +21,7 @@ from fer_jax.sharding import DevicePrefetch, make_mesh
 from fer_jax.train import checkpoint, faults
 from fer_jax.train.faults import NonFiniteLossError  # noqa: F401  (raised by the loop; importable from here)
 from fer_jax.train.metric_writers import MetricWriter
-from fer_jax.train.step import Steps, make_optimizer, make_steps, model_of
+from fer_jax.train.step import Steps, check_lr_schedule, make_optimizer, make_steps, model_of
 from fer_jax.train.tasks import record_keys_of
 
 
@@ -72,6 +72,7 @@ def train(config: ExperimentConfig, *, stop_after_steps: int | None = None, devi
     or is skipped and counted ("skip"); a failed save raises CheckpointError.
     """
     faults.check_mode(config.train.nonfinite)
+    check_lr_schedule(config.train.lr_schedule)
     workdir = pathlib.Path(config.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     is_chief = jax.process_index() == 0

@@ -216,14 +216,18 @@ def model_of(config: ExperimentConfig) -> nnx.Module:
 LR_SCHEDULES = ("constant", "cosine")
 
 
+def check_lr_schedule(schedule: str) -> None:
+    """Raise ConfigError unless `schedule` is one of LR_SCHEDULES (train() checks before reading data)."""
+    if schedule not in LR_SCHEDULES:
+        raise ConfigError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+
+
 def make_optimizer(model: nnx.Module, learning_rate: float, schedule: str = "constant",
                    total_steps: int | None = None) -> nnx.Optimizer:
     """Adam at `learning_rate`, held ("constant") or decayed to 0 over `total_steps` ("cosine")."""
+    check_lr_schedule(schedule)
     if schedule == "constant":
         return nnx.Optimizer(model, optax.adam(learning_rate), wrt=nnx.Param)
-    if schedule == "cosine":
-        if not total_steps or total_steps < 1:
-            raise ConfigError(f"train.lr_schedule 'cosine' needs the run's number of steps, got {total_steps!r}")
-        return nnx.Optimizer(model, optax.adam(optax.cosine_decay_schedule(learning_rate, total_steps)),
-                             wrt=nnx.Param)
-    raise ConfigError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+    if not total_steps or total_steps < 1:  # cosine
+        raise ConfigError(f"train.lr_schedule 'cosine' needs the run's number of steps, got {total_steps!r}")
+    return nnx.Optimizer(model, optax.adam(optax.cosine_decay_schedule(learning_rate, total_steps)), wrt=nnx.Param)
