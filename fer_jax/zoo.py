@@ -103,6 +103,8 @@ _MSFF_BRANCHES = {
 _AV_ATTENTION = {"in_channels": 3, "standardize_clips": True,
                  "frame_backbone": "vgg", "frame_backbone_kwargs": _FIVE_BLOCK_VGG,
                  "audio_blocks": ((16,), (32,), (64,), (64,)), "attention_rank": 32}
+# The last of the three stored faces: demo clips end on the held apex (the real corpora's experiments
+# read the middle one, data_builders.base.FACE_WAVEFORM_FRAME, as their clips may end past it).
 _AV_IMAGE = {"in_channels": 1, "image_size": 64, "frame_index": -1, "stage_filters": (16, 32, 64, 64, 64),
              "standardize_face": True, "batch_norm": True}
 
