@@ -58,18 +58,29 @@ def confusable_waveform_corpus(tmp_path_factory):
     return str(data_dir)
 
 
-def test_zoo_command_trains_the_ablations_and_the_fusion_and_reports_them(confusable_waveform_corpus, tmp_path, capsys):
+def test_zoo_command_trains_the_ablations_and_the_fusion_and_reports_them(confusable_waveform_corpus, tmp_path, capsys,
+                                                                          monkeypatch):
+    """The image method's three entries, and a late fusion of its two ablations (the path Hu et al.'s
+    and MSFF's fusions take, for the cost of scoring seven clips twice)."""
+    late = zoo.LateFusion("image_late_fusion", "late fusion of the image ablations", "face; waveform image",
+                          ("av_image_face", "av_image_waveform"))
+    monkeypatch.setattr(zoo, "ENTRIES", (*zoo.ENTRIES, late))
+    monkeypatch.setattr(zoo, "NAMES", (*zoo.NAMES, late.name))
     workdir, out = tmp_path / "zoo", tmp_path / "zoo.json"
-    names = ["av_image_face", "av_image_waveform", "av_image"]
+    names = ["av_image_face", "av_image_waveform", "av_image", late.name]
     argv = ["zoo", "--only", *names, "--workdir", str(workdir), "--data-dir", confusable_waveform_corpus,
             "--json", str(out), "--set", "train.max_steps=2", "--set", "data.global_batch_size=4"]
     assert main(argv) == 0
     report = json.loads(out.read_text())
     assert [r["name"] for r in report["rows"]] == names
-    assert [r["role"] for r in report["rows"]] == [zoo.VIDEO_ONLY, zoo.AUDIO_ONLY, zoo.FULL]
+    assert [r["role"] for r in report["rows"]] == [zoo.VIDEO_ONLY, zoo.AUDIO_ONLY, zoo.FULL, zoo.FULL]
     for row in report["rows"]:
         assert row["num_val_clips"] == 7 and 0 <= row["val_accuracy"] <= 1 and row["parameters"] > 0
         assert sum(map(sum, row["val_confusion"])) == 7
+    face, waveform, fused = report["rows"][0], report["rows"][1], report["rows"][3]
+    assert fused["parameters"] == face["parameters"] + waveform["parameters"] and len(fused["weights"]) == 2
+    assert fused["train_seconds"] == face["train_seconds"] + waveform["train_seconds"]
+    assert [m["accuracy"] for m in fused["models"].values()] == [face["val_accuracy"], waveform["val_accuracy"]]
     printed = capsys.readouterr().out
     assert "Face + waveform image" in printed and "whole zoo" in printed
     assert (workdir / "zoo_confusions.png").stat().st_size > 10_000
