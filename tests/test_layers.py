@@ -9,7 +9,7 @@ from fer_jax.models.layers import (
     conv2d_by_matmul,
     conv3d_same,
     conv3d_same_by_matmul,
-    conv3d_same_by_taps,
+    conv3d_same_by_columns,
     lax_convolutions,
     max_pool_valid,
     standardize_clips,
@@ -17,22 +17,7 @@ from fer_jax.models.layers import (
 from helpers.tolerance import assert_caught, assert_close, output_tolerance
 
 
-def test_conv3d_by_taps_equals_lax_conv():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(2, 5, 9, 8, 2)).astype(np.float32)
-    kernel = rng.normal(size=(3, 3, 3, 2, 4)).astype(np.float32)
-    ref = jax.lax.conv_general_dilated(x, kernel, (1, 1, 1), "SAME", dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
-    tol = output_tolerance(ref, terms=3 * 3 * 3 * 2)  # float32 sums of 54 terms of N(0, 1) products
-    assert_close(conv3d_same_by_taps(x, kernel), ref, tol)
-    assert_caught(conv3d_same_by_taps(x, kernel.swapaxes(1, 2)), ref, tol, "kernel with H and W swapped")
-    grad = jax.grad(lambda k: (conv3d_same_by_taps(x, k) ** 2).sum())(kernel)
-    grad_ref = jax.grad(lambda k: (jax.lax.conv_general_dilated(
-        x, k, (1, 1, 1), "SAME", dimension_numbers=("NDHWC", "DHWIO", "NDHWC")) ** 2).sum())(kernel)
-    # The forward sums, then the kernel's gradient summed over the 720 output positions.
-    assert_close(grad, grad_ref, output_tolerance(grad_ref, terms=2 * 5 * 9 * 8, layers=2))
-
-
-def test_conv3d_by_taps_in_bfloat16_accumulates_in_float32():
+def test_conv3d_by_columns_in_bfloat16_accumulates_in_float32():
     """bfloat16 operands, float32 sums: the output and the kernel gradient are the float64 results on
     the same bfloat16 numbers rounded once to bfloat16 (relative error <= 2^-8), and the float32
     bias's gradient, a sum over 32768 positions, is exact to float32. (With the 27 partial sums
@@ -49,10 +34,10 @@ def test_conv3d_by_taps_in_bfloat16_accumulates_in_float32():
         kernel_grad_ref = np.asarray(jax.grad(lambda k: (jax.lax.conv_general_dilated(
             x64, k, (1, 1, 1), "SAME", dimension_numbers=dn) * cotangent64).sum())(kernel64))
 
-    out = jax.jit(conv3d_same_by_taps)(x, kernel)
+    out = jax.jit(conv3d_same_by_columns)(x, kernel)
     assert out.dtype == bf16
     np.testing.assert_allclose(np.asarray(out, np.float64), ref, rtol=2**-8, atol=1e-5)
-    grads = jax.jit(jax.grad(lambda k, b: (conv3d_same_by_taps(x, k, b).astype(f32) * cotangent).sum(),
+    grads = jax.jit(jax.grad(lambda k, b: (conv3d_same_by_columns(x, k, b).astype(f32) * cotangent).sum(),
                              argnums=(0, 1)))(kernel, np.zeros(8, f32))
     assert grads[0].dtype == bf16 and grads[1].dtype == f32
     np.testing.assert_allclose(np.asarray(grads[0], np.float64), kernel_grad_ref, rtol=2**-8, atol=1e-3)
@@ -66,7 +51,8 @@ def _lax_conv3d(x, kernel):
     return jax.lax.conv_general_dilated(x, kernel, (1, 1, 1), "SAME", dimension_numbers=DN3)
 
 
-@pytest.mark.parametrize("formulation, cin", [(conv3d_same_by_taps, 1), (conv3d_same_by_matmul, 6)])
+@pytest.mark.parametrize("formulation, cin", [(conv3d_same_by_columns, 1), (conv3d_same_by_columns, 3),
+                                               (conv3d_same_by_matmul, 6)])
 def test_fast_conv3d_and_both_its_gradients_equal_float64_convolution(formulation, cin):
     """Forward, input gradient and kernel gradient of each formulation against XLA's plain 3D
     convolution (and its autodiff) in float64. A (3, 3, 5) kernel on (T, H, W) = (5, 6, 7) checks
@@ -155,6 +141,32 @@ def test_standardize_clips_equals_float64_per_clip_moments_over_real_frames():
 
 
 @pytest.mark.parametrize("window", [(1, 2, 2), (2, 2, 2), (2, 3, 2)])
-def test_max_pool_valid_equals_flax(window):
-    x = np.random.default_rng(1).normal(size=(2, 5, 9, 8, 3)).astype(np.float32)  # remainders on purpose
-    np.testing.assert_array_equal(max_pool_valid(x, window), nnx.max_pool(x, window, strides=window, padding="VALID"))
+def test_max_pool_valid_and_its_gradient_equal_flax(window):
+    """Forward and gradient against flax's `reduce_window` pooling (whose gradient XLA computes):
+    random values, so no window has two maxima; remainders on every pooled axis."""
+    x = np.random.default_rng(1).normal(size=(2, 5, 9, 8, 3)).astype(np.float32)
+    pooled_shape = (2, *(d // k for d, k in zip(x.shape[1:4], window)), 3)
+    cotangent = np.random.default_rng(2).normal(size=pooled_shape).astype(np.float32)
+    out, vjp = jax.vjp(lambda x: max_pool_valid(x, window), x)
+    ref, ref_vjp = jax.vjp(lambda x: nnx.max_pool(x, window, strides=window, padding="VALID"), x)
+    np.testing.assert_array_equal(out, ref)
+    # Each input's gradient is one cotangent value or zero: exact.
+    np.testing.assert_array_equal(vjp(cotangent)[0], ref_vjp(cotangent)[0])
+
+
+def test_max_pool_valid_gives_a_tied_window_s_gradient_to_its_first_maximum():
+    """Where a window's maximum occurs more than once (a flat region: padded frames, a constant
+    background), the whole gradient goes to its first occurrence in window order, as PyTorch's
+    max_pool3d gives it: not split, and not given to every copy, which would multiply it."""
+    x = np.zeros((1, 2, 2, 4, 1), np.float32)  # two 2x2x2 windows along the width
+    x[0, :, :, 2:, 0] = [[[1.0, 1.0], [1.0, 1.0]], [[0.5, 2.0], [2.0, 2.0]]]  # window 2: max 2, three times
+    weights = np.array([3.0, 5.0], np.float32)
+    grad = np.asarray(jax.grad(lambda x: (max_pool_valid(x, (2, 2, 2)).reshape(-1) * weights).sum())(x))
+    expected = np.zeros_like(x)
+    expected[0, 0, 0, 0, 0] = 3.0  # window 1, all zeros: (t, h, w) = (0, 0, 0)
+    expected[0, 1, 0, 3, 0] = 5.0  # window 2: the first 2 in (t, h, w) order is at (1, 0, 1)
+    np.testing.assert_array_equal(grad, expected)
+    torch = pytest.importorskip("torch")
+    clips = torch.tensor(x).permute(0, 4, 1, 2, 3).requires_grad_(True)  # (N, C, T, H, W)
+    (torch.nn.functional.max_pool3d(clips, (2, 2, 2)).reshape(-1) * torch.tensor(weights)).sum().backward()
+    np.testing.assert_array_equal(clips.grad.permute(0, 2, 3, 4, 1).numpy(), expected)

@@ -21,7 +21,7 @@ def _config(precision):
     return ExperimentConfig(
         data=DataConfig(num_classes=3, frames=T, size=S, global_batch_size=B),
         # C3D: 3D convolutions and dense layers, the quickest of our models to compile. 8 channels
-        # into the second convolution, so that it is a matrix product (more than TAPS_MAX_IN_CHANNELS).
+        # into the second convolution, so that both kinds of matrix-product convolution run.
         model=ModelConfig(name="msff_c3d", kwargs={"frames": T, "size": S, "in_channels": 1,
                                                    "conv_blocks": [[8], [8]], "pool_windows": [[1, 2, 2], [2, 2, 2]],
                                                    "fc_features": [16], "dropout": 0.0}),
@@ -84,8 +84,7 @@ def test_bf16_keeps_float32_parameters_and_optimizer_state(stepped):
 def _conv_dtypes(jaxpr) -> set[str]:
     """Operand dtypes of every convolution in a jaxpr, nested calls and scans included: lax
     convolutions, and the matrix products the fast layers compute them with (which run in the
-    `MATMUL_CONV_SCOPE` name scope, forward and backward). The tap sums of layers with at most
-    TAPS_MAX_IN_CHANNELS input channels compute in float32 by design and are not counted."""
+    `MATMUL_CONV_SCOPE` name scope, forward and backward)."""
     from jax.extend import core
 
     from fer_jax.models.layers import MATMUL_CONV_SCOPE

@@ -5,7 +5,7 @@ batch 32): XLA:CPU runs `lax.conv_general_dilated` on one thread through Eigen, 
 slower still (a 3x3x3 convolution, 32 -> 32 channels on 32x8x32x32, forward + backward: 1.2 s),
 while its matrix products run on every core near the machine's peak (XNNPACK: about 200 GFLOP/s
 on 2 cores). So the convolutions here are written as matrix products over gathered taps, and the
-one-channel first layer as a sum of shifted inputs; PyTorch's oneDNN convolution is the bar (see
+pooling's backward pass by hand; PyTorch's oneDNN convolution is the bar (see
 BENCHMARKS.md for the figures and `fer-jax bench --against torch`).
 
 Every function keeps the Keras/Flax kernel layout (kt, kh, kw, Cin, Cout), so weights load as before.
@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import itertools
+import math
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 from flax.nnx.nn import dtypes as nnx_dtypes
 
-# Up to this many input channels a 3D convolution is a sum over its taps (the matrix product of
-# the gathered taps has too short an inner dimension to pay for gathering them). Grayscale only:
-# for RGB (batch 32 of 8x64x64 -> 8 channels, kernel gradient) the tap sum took 827 ms a step
-# here, the matrix product 202 ms.
-TAPS_MAX_IN_CHANNELS = 1
+# Up to this many input channels (grey or RGB frames: a first layer) a 3D convolution gathers all
+# its taps (`conv3d_same_by_columns`); with more, only the spatial ones (`conv3d_same_by_matmul`),
+# since a full gather would be kt times larger again and the input gradient scatters it back.
+COLUMNS_MAX_IN_CHANNELS = 3
 
 # The name scope of every convolution's matrix product, so a program's convolutions can be found in
 # its jaxpr or profile (tests check their operand dtypes under bf16).
@@ -80,10 +81,9 @@ def conv3d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, 
     added in bfloat16 would have its gradient (a sum over every output position) accumulated in
     bfloat16, which left the demo model's bias gradients 4-34% off their float32 values.
     """
-    if kernel.shape[3] <= TAPS_MAX_IN_CHANNELS and not _LAX_CONVOLUTIONS.get():
-        return conv3d_same_by_taps(x, kernel, bias, out_dtype=out_dtype)
     if use_matmul():
-        return conv3d_same_by_matmul(x, kernel, bias, out_dtype=out_dtype)
+        by_columns = kernel.shape[3] <= COLUMNS_MAX_IN_CHANNELS
+        return (conv3d_same_by_columns if by_columns else conv3d_same_by_matmul)(x, kernel, bias, out_dtype=out_dtype)
     y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (1, 1, 1), "SAME",
                                      dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
     return _plus_bias(y, bias, x.dtype if out_dtype is None else out_dtype)
@@ -114,60 +114,34 @@ def _plus_bias(y: jax.Array, bias: jax.Array | None, out_dtype) -> jax.Array:
     return (y if bias is None else y + bias.astype(jnp.float32)).astype(out_dtype)
 
 
-def conv3d_same_by_taps(
+def conv3d_same_by_columns(
     x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, out_dtype=None
 ) -> jax.Array:
-    """`conv3d_same` as a sum of shifted inputs times each kernel tap, for a handful of input channels.
+    """`conv3d_same` as one matrix product over all kt*kh*kw taps gathered (full im2col), for the few
+    input channels of a network's first layer (grey or RGB frames).
 
-    Forward, the 27 multiply-adds per output fuse into one pass over the output (a grayscale first
-    layer: 23 ms for batch 32 of 8x64x64 -> 32 channels). The kernel's gradient is not left to
-    autodiff, whose 27 separate reductions over every output position took 10x longer: it is one
-    matrix product of the 27 shifted inputs, stacked, with the output's cotangent.
-
-    The arithmetic runs in float32 whatever the dtypes of x and kernel (products of bfloat16 numbers
-    are exact in float32; a library convolution accumulates the same way) and the result is cast to
-    `out_dtype` once, after the bias.
+    The columns are laid out taps-and-channels first, positions last: (kt*kh*kw*Cin, B*T*H*W).
+    Each tap is then one contiguous copy of a shifted input, where the positions-first layout
+    interleaves Cin values at a time (with one channel, its gather took 45 ms of a 178 ms layer
+    here), and the product contracts the leading axis. A first layer needs no input gradient, so
+    its backward pass is one more product, the kernel's gradient. Measured for batch 32 of
+    8x64x64, ReLU and pooling included, forward + kernel gradient, on 2 cores: one channel 124 ms
+    (the sum of 27 shifted inputs this replaced: 153-170 ms); three channels 92 ms (the
+    spatial-taps product of `conv3d_same_by_matmul`: 158 ms).
+    Operands stay in x's dtype and the product accumulates in float32, as in `conv3d_same_by_matmul`.
     """
-    out = _tap_sum(x.astype(jnp.float32), kernel.astype(jnp.float32))
-    return _plus_bias(out, bias, x.dtype if out_dtype is None else out_dtype)
-
-
-def _shifted(x: jax.Array, window: tuple[int, int, int]):
-    """The input (B, T, H, W, C) zero-padded for a 'SAME' window and cut at each tap offset: yields
-    (tap, view) for the kt*kh*kw views of shape (B, T, H, W, C), taps in kernel order."""
-    kt, kh, kw = window
-    _, t, h, w, _ = x.shape
-    padded = jnp.pad(x, ((0, 0), (kt // 2, kt // 2), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
-    for a, b, c in itertools.product(range(kt), range(kh), range(kw)):
-        yield (a, b, c), padded[:, a : a + t, b : b + h, c : c + w, :]
-
-
-@jax.custom_vjp
-def _tap_sum(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    out = None
-    for tap, view in _shifted(x, kernel.shape[:3]):
-        term = view @ kernel[tap]
-        out = term if out is None else out + term
-    return out
-
-
-def _tap_sum_fwd(x, kernel):
-    return _tap_sum(x, kernel), (x, kernel)
-
-
-def _tap_sum_bwd(residuals, cotangent):
-    x, kernel = residuals
+    out_dtype = x.dtype if out_dtype is None else out_dtype
     kt, kh, kw, cin, cout = kernel.shape
-    # d kernel[tap] = sum over positions of shifted_x[tap] (x) cotangent: one product over every position.
-    stacked = jnp.stack([view.reshape(-1, cin) for _, view in _shifted(x, (kt, kh, kw))])
-    d_kernel = jnp.einsum("kpc,po->kco", stacked, cotangent.reshape(-1, cout)).reshape(kernel.shape)
-    # The adjoint of a stride-1 'SAME' convolution with an odd kernel is the same convolution of the
-    # cotangent with the kernel flipped in space and time and its channels swapped.
-    d_x = _tap_sum(cotangent, kernel[::-1, ::-1, ::-1].swapaxes(3, 4))
-    return d_x, d_kernel
-
-
-_tap_sum.defvjp(_tap_sum_fwd, _tap_sum_bwd)
+    b, t, h, w, _ = x.shape
+    channels_first = jnp.moveaxis(x, -1, 0)  # (Cin, B, T, H, W): each shifted copy is contiguous
+    padded = jnp.pad(channels_first, ((0, 0), (0, 0), (kt // 2, kt // 2), (kh // 2, kh // 2), (kw // 2, kw // 2)))
+    columns = jnp.stack([padded[:, :, a : a + t, i : i + h, j : j + w]
+                         for a, i, j in itertools.product(range(kt), range(kh), range(kw))])
+    with jax.named_scope(MATMUL_CONV_SCOPE):
+        out = jax.lax.dot_general(columns.reshape(kt * kh * kw * cin, -1),
+                                  kernel.astype(x.dtype).reshape(kt * kh * kw * cin, cout),
+                                  (((0,), (0,)), ((), ())))
+    return _plus_bias(out.reshape(b, t, h, w, cout), bias, out_dtype)
 
 
 def conv3d_same_by_matmul(
@@ -236,15 +210,55 @@ def conv2d_by_matmul(x: jax.Array, kernel: jax.Array, padding: str) -> jax.Array
     return out.reshape(n, h_out, w_out, cout)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def max_pool_valid(x: jax.Array, window) -> jax.Array:
     """Non-overlapping max pooling (stride = window, 'VALID', like Keras' MaxPooling3D) over the
     spatial/temporal axes of x (B, *dims, C): a trailing remainder is dropped, as 'VALID' does.
-    A reshape and a max: 2.7x faster than `reduce_window` on this CPU (forward + backward)."""
-    dims = x.shape[1:-1]
-    kept = tuple(d // k * k for d, k in zip(dims, window))
-    x = x[(slice(None), *(slice(0, k) for k in kept), slice(None))]
-    split = [x.shape[0]]
+
+    The forward pass is a max over the window's offsets (a reshape and a max: 2.7x faster than
+    `reduce_window` on this CPU, forward + backward). The backward pass is written by hand: the gradient goes to the first maximum of each window, in
+    window order, as PyTorch's and XLA's `select_and_scatter` give it, from the winner's index
+    (int8, saved by the forward pass) rather than from x. Autodiff of the max compared x with the
+    maximum again and counted ties: ReLU, then pooling, forward + backward, on batch 32 of
+    8x64x64x32: 56 ms against 29 ms written out (8x32x32x32, windows 2x2x2: 12 against 8 ms).
+    """
+    return _max_pool_forward(x, tuple(window))[0]
+
+
+def _pool_split(shape, window) -> tuple[tuple[int, ...], list[int]]:
+    """The pooled extent of each axis (a multiple of its window) and the shape that splits each
+    into (windows, offset in window): (B, n1, k1, n2, k2, ..., C)."""
+    kept = tuple(d // k * k for d, k in zip(shape[1:-1], window))
+    split = [shape[0]]
     for d, k in zip(kept, window):
         split += [d // k, k]
-    x = x.reshape(*split, x.shape[-1])
-    return x.max(axis=tuple(2 + 2 * i for i in range(len(window))))
+    return kept, split + [shape[-1]]
+
+
+def _max_pool_forward(x: jax.Array, window):
+    kept, split = _pool_split(x.shape, window)
+    windows = x[(slice(None), *(slice(0, k) for k in kept), slice(None))].reshape(split)
+    # The value at each offset within the window, for every window: (B, n1, n2, ..., C) each.
+    offsets = [windows[(slice(None), *(s for o in offset for s in (slice(None), o)), slice(None))]
+               for offset in itertools.product(*(range(k) for k in window))]
+    pooled = functools.reduce(jnp.maximum, offsets)
+    first = jnp.full(pooled.shape, len(offsets) - 1, jnp.int8)
+    for i in reversed(range(len(offsets) - 1)):
+        first = jnp.where(offsets[i] == pooled, jnp.int8(i), first)
+    return pooled, (first, jax.ShapeDtypeStruct(x.shape, x.dtype))
+
+
+def _max_pool_backward(window, residuals, cotangent):
+    first, x = residuals
+    window = tuple(window)
+    kept, split = _pool_split(x.shape, window)
+    window_axes = tuple(2 + 2 * i for i in range(len(window)))
+    offset = sum(jax.lax.broadcasted_iota(jnp.int8, split, axis) * math.prod(window[i + 1 :])
+                 for i, axis in enumerate(window_axes))
+    winners = offset == jnp.expand_dims(first, window_axes)
+    d_x = jnp.where(winners, jnp.expand_dims(cotangent, window_axes), 0).astype(x.dtype)
+    d_x = d_x.reshape(x.shape[0], *kept, x.shape[-1])
+    return (jnp.pad(d_x, [(0, 0), *((0, d - k) for d, k in zip(x.shape[1:-1], kept)), (0, 0)]),)
+
+
+max_pool_valid.defvjp(lambda x, window: _max_pool_forward(x, tuple(window)), _max_pool_backward)
