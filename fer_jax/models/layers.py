@@ -138,10 +138,31 @@ def conv3d_same_by_columns(
     columns = jnp.stack([padded[:, :, a : a + t, i : i + h, j : j + w]
                          for a, i, j in itertools.product(range(kt), range(kh), range(kw))])
     with jax.named_scope(MATMUL_CONV_SCOPE):
-        out = jax.lax.dot_general(columns.reshape(kt * kh * kw * cin, -1),
-                                  kernel.astype(x.dtype).reshape(kt * kh * kw * cin, cout),
-                                  (((0,), (0,)), ((), ())))
+        out = _columns_product(columns.reshape(kt * kh * kw * cin, -1),
+                               kernel.astype(x.dtype).reshape(kt * kh * kw * cin, cout))
     return _plus_bias(out.reshape(b, t, h, w, cout), bias, out_dtype)
+
+
+@jax.custom_vjp
+def _columns_product(columns: jax.Array, weights: jax.Array) -> jax.Array:
+    """columns (K, P) and weights (K, Cout) -> (P, Cout): the product over K. Its gradients are
+    written as plain (rows, inner) @ (inner, columns) products: autodiff's transposed form of the
+    weights' gradient ran as (Cout, P) @ (P, K) at a sixth of the speed (28 ms of a step here)."""
+    return jax.lax.dot_general(columns, weights, (((0,), (0,)), ((), ())))
+
+
+def _columns_product_fwd(columns, weights):
+    return _columns_product(columns, weights), (columns, weights)
+
+
+def _columns_product_bwd(residuals, cotangent):
+    columns, weights = residuals
+    d_weights = jnp.dot(columns, cotangent.astype(columns.dtype)).astype(weights.dtype)
+    d_columns = jnp.dot(weights, cotangent.astype(weights.dtype).T).astype(columns.dtype)
+    return d_columns, d_weights
+
+
+_columns_product.defvjp(_columns_product_fwd, _columns_product_bwd)
 
 
 def conv3d_same_by_matmul(
