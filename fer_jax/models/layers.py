@@ -1,12 +1,15 @@
 """Small layers written for speed where XLA's generic lowering is slow, each equal to the plain one.
 
 Why (measured on this project's 2-core CPU, XLA:CPU of jax 0.10, fer-jax's 3D-CNN + ConvLSTM at
-batch 32): XLA:CPU runs `lax.conv_general_dilated` on one thread through Eigen, and a 3D one far
-slower still (a 3x3x3 convolution, 32 -> 32 channels on 32x8x32x32, forward + backward: 1.2 s),
-while its matrix products run on every core near the machine's peak (XNNPACK: about 200 GFLOP/s
-on 2 cores). So the convolutions here are written as matrix products over gathered taps, and the
-pooling's backward pass by hand; PyTorch's oneDNN convolution is the bar (see
-BENCHMARKS.md for the figures and `fer-jax bench --against torch`).
+batch 32): XLA:CPU runs `lax.conv_general_dilated` on one thread. A 3D one goes through Eigen and
+is slow (a 3x3x3 convolution, 32 -> 32 channels on 32x8x32x32, forward + backward: 1.2 s), while
+its matrix products run on every core near the machine's peak (about 200 GFLOP/s on 2 cores). So
+the 3D convolutions here are written as matrix products over gathered taps, and the pooling's
+backward pass by hand; PyTorch's oneDNN convolution is the bar (see BENCHMARKS.md for the
+figures and `fer-jax bench --against torch`). A 2D one goes through YNNPACK at about one core's
+matrix-product speed, in the forward pass and for the input gradient, so with one device per core
+it is as fast as the gathered product without the gather; but folding a 3D convolution's temporal
+taps into one lost in the whole step (BENCHMARKS.md, `benchmarks/conv2d_forms.py`).
 
 Every function keeps the Keras/Flax kernel layout (kt, kh, kw, Cin, Cout), so weights load as before.
 """
