@@ -186,9 +186,7 @@ def conv3d_same_by_matmul(
     kt, kh, kw, cin, cout = kernel.shape
     b, t, h, w, _ = x.shape
     padded = jnp.pad(x, ((0, 0), (0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
-    columns = jnp.concatenate(
-        [padded[:, :, i : i + h, j : j + w, :] for i, j in itertools.product(range(kh), range(kw))], axis=-1
-    )
+    columns = _spatial_taps(padded, kh, kw, h, w)
     # (kt, kh, kw, Cin, Cout) -> (kh * kw * Cin, kt * Cout): rows in the order the columns were gathered.
     weights = kernel.astype(x.dtype).transpose(1, 2, 3, 0, 4).reshape(kh * kw * cin, kt * cout)
     # The product comes out in x's dtype (accumulated in float32, as XLA does for bfloat16), so that
@@ -226,12 +224,19 @@ def conv2d_by_matmul(x: jax.Array, kernel: jax.Array, padding: str) -> jax.Array
         h_out, w_out = h - kh + 1, w - kw + 1
     else:
         raise ValueError(f"conv2d_by_matmul: padding must be 'SAME' or 'VALID', got {padding!r}")
-    columns = jnp.concatenate(
-        [x[:, i : i + h_out, j : j + w_out, :] for i, j in itertools.product(range(kh), range(kw))], axis=-1
-    )
+    columns = _spatial_taps(x, kh, kw, h_out, w_out)
     with jax.named_scope(MATMUL_CONV_SCOPE):
         out = jnp.dot(columns.reshape(-1, kh * kw * cin), kernel.astype(x.dtype).reshape(kh * kw * cin, cout))
     return out.reshape(n, h_out, w_out, cout)
+
+
+def _spatial_taps(padded: jax.Array, kh: int, kw: int, h_out: int, w_out: int) -> jax.Array:
+    """im2col over space: the kh*kw shifted (h_out, w_out) windows of `padded` (..., H, W, C),
+    concatenated along the channels, tap (i, j) as block i * kw + j: (..., h_out, w_out, kh*kw*C),
+    the row order of a (kh, kw, C, Cout) kernel reshaped to (kh*kw*C, Cout)."""
+    return jnp.concatenate(
+        [padded[..., i : i + h_out, j : j + w_out, :] for i, j in itertools.product(range(kh), range(kw))], axis=-1
+    )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
