@@ -10,7 +10,7 @@ from fer_jax.errors import ConfigError
 from fer_jax.models import MODELS, build_model
 from fer_jax.models.cnn3d_convlstm import Cnn3dConvLstm
 from helpers.fitting import assert_adam_steps_fit, cross_entropy
-from helpers.tolerance import assert_caught, assert_close, rounding_tolerance
+from helpers.tolerance import assert_caught, assert_close, output_tolerance, rounding_tolerance
 
 
 def _rngs(seed=0):
@@ -66,6 +66,30 @@ def test_parameter_count_of_default_model(default_model):
     # 3 Conv3D (896 + 27,680 + 55,360) + ConvLSTM (36,864 + 9,216 + 64) + Dense (8*8*16*7 + 7).
     params = nnx.state(default_model, nnx.Param)
     assert sum(p.size for p in jax.tree.leaves(params)) == 137_255
+
+
+def test_convlstm_is_unrolled_by_default_and_computes_what_the_loop_computes():
+    """Unrolled (the default), the ConvLSTM's gradient program has no loop, inside which XLA would
+    all-reduce the recurrent kernel's gradient at every time step of a data-parallel step; with
+    convlstm_unroll=1 the loop is there. Both compute the same logits and gradients."""
+    small = dict(frames=8, size=16, conv_features=(2, 2, 2), convlstm_filters=2, dropout=0.0)
+    x = _clips(2, size=16)
+
+    def loss(model):
+        return jnp.sum(model(x) ** 2)
+
+    results = {}
+    for unroll in (None, 1):
+        model = _build(convlstm_unroll=unroll, **small)  # the same seed: the same parameters
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        grad = jax.jit(jax.value_and_grad(lambda p: loss(nnx.merge(graphdef, p, rest))))
+        results[unroll] = grad(params)
+        assert ("stablehlo.while" in grad.lower(params).as_text()) == (unroll == 1), unroll
+    (unrolled_loss, unrolled_grads), (rolled_loss, rolled_grads) = results[None], results[1]
+    # Sums of up to 2 x 8 x 16 x 16 positions (the first kernel's gradient) through 5 layers.
+    assert_close(unrolled_loss, rolled_loss, output_tolerance(rolled_loss, terms=4096, layers=5), "loss")
+    for got, expected in zip(jax.tree.leaves(unrolled_grads), jax.tree.leaves(rolled_grads)):
+        assert_close(got, expected, output_tolerance(expected, terms=4096, layers=5), "gradient")
 
 
 def test_unknown_model_name_lists_known_ones():

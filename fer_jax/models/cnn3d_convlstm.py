@@ -31,6 +31,11 @@ class Cnn3dConvLstm(nnx.Module):
     dimension shrinks to floor(d / window). The default windows keep all 8 frames through the first
     block, so early motion is not averaged away, and leave 2 steps for the ConvLSTM to recur over.
 
+    The ConvLSTM's steps are unrolled (`convlstm_unroll`, default: all of them; 1 keeps the loop):
+    in a loop, XLA all-reduces the recurrent kernel's gradient inside it, a point where the devices
+    of a data-parallel step wait for each other at every time step; unrolled, the step has a single
+    all-reduce: at paper sizes on 2 CPU devices, a step about 4 % faster (BENCHMARKS.md).
+
     Like every nnx.Dropout, the model starts in training mode: call `model.eval()` before evaluating
     and `model.train()` to go back (both are current, non-deprecated API in flax 0.12.8).
     """
@@ -47,6 +52,7 @@ class Cnn3dConvLstm(nnx.Module):
         conv_features: Sequence[int] = (32, 32, 64),
         pool_windows: Sequence[Sequence[int]] = ((1, 2, 2), (2, 2, 2), (2, 2, 2)),
         convlstm_filters: int = 16,
+        convlstm_unroll: int | None = None,
         dropout: float = 0.5,
         standardize_clips: bool = False,
         dtype: jnp.dtype = jnp.float32,
@@ -91,7 +97,8 @@ class Cnn3dConvLstm(nnx.Module):
             features_in = features
         # 'same' keeps the (already small) pooled map intact; 'valid' would drop its border.
         self.convlstm = ConvLSTM2D(
-            features_in, convlstm_filters, 3, padding="same", dtype=dtype, rngs=rngs
+            features_in, convlstm_filters, 3, padding="same", unroll=t if convlstm_unroll is None else convlstm_unroll,
+            dtype=dtype, rngs=rngs,
         )
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         # float32 output: bfloat16 logits would be rounded to 8 bits before the loss, and the bias
