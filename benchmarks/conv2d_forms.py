@@ -6,8 +6,9 @@ For each product of a training step (the forward pass, the kernel gradient, the 
 times XLA's own convolution (`lax.conv_general_dilated`) against the matrix product of the 9
 gathered taps (`layers.conv2d_by_matmul`, the gather included), each gradient as autodiff computes
 it for that form: for the convolution, the convolution of the cotangent with the flipped kernel
-and a kernel-gradient convolution; for the gathered taps, products and a scatter back. The batch is split over one XLA:CPU device per core, as the `fer-jax`
-command runs (`fer_jax/cpu_devices.py`); run it with the command's huge pages
+and a kernel-gradient convolution; for the gathered taps, products and a scatter back. The batch
+is split over one XLA:CPU device per core, as the `fer-jax` command runs
+(`fer_jax/cpu_devices.py`); run it with the command's huge pages
 (GLIBC_TUNABLES=glibc.malloc.hugetlb=1). It prints the minimum of 10 interleaved runs and the
 GFLOP/s that makes. The default shape is the 3D-CNN + ConvLSTM's second layer at batch 32 with its
 3 temporal taps folded into the output channels (8 frames of 32x32, 32 -> 3 x 32 channels); the

@@ -71,7 +71,7 @@ def test_parameter_count_of_default_model(default_model):
 def test_convlstm_is_unrolled_by_default_and_computes_what_the_loop_computes():
     """Unrolled (the default), the ConvLSTM's gradient program has no loop, inside which XLA would
     all-reduce the recurrent kernel's gradient at every time step of a data-parallel step; with
-    convlstm_unroll=1 the loop is there. Both compute the same logits and gradients."""
+    convlstm_unroll=1 the loop is there. Both compute the same loss and gradients."""
     small = dict(frames=8, size=16, conv_features=(2, 2, 2), convlstm_filters=2, dropout=0.0)
     x = _clips(2, size=16)
 
